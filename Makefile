@@ -1,0 +1,33 @@
+# medsettle — see README.md.
+GO ?= go
+BIN := bin/medsettle
+
+.PHONY: all build test demo bench fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/medsettle
+
+# The whole test suite: unit, golden, property and integration tests (the
+# integration tests start a throwaway PostgreSQL, or use $$DATABASE_URL).
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 30m ./...
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./rules/
+
+# Each fuzz target for a short while (CI runs only their seed corpora, in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./rules/
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

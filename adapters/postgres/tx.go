@@ -1,0 +1,499 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+// tx implements settlement.Tx on one pgx transaction. Amounts cross the wire
+// as decimal text (DECIMAL columns cast to TEXT on read, text parameters cast
+// to DECIMAL on write), so no float is ever involved.
+type tx struct {
+	tx pgx.Tx
+}
+
+func money(s string) (rules.Money, error) {
+	m, err := rules.ParseMoney(s)
+	if err != nil {
+		return 0, fmt.Errorf("stored amount %q: %w", s, err)
+	}
+	return m, nil
+}
+
+// scanMoney parses several DECIMAL-as-TEXT columns at once.
+func scanMoney(dst []*rules.Money, src []string) error {
+	for i := range dst {
+		m, err := money(src[i])
+		if err != nil {
+			return err
+		}
+		*dst[i] = m
+	}
+	return nil
+}
+
+func optDate(d rules.Date) any {
+	if d == 0 {
+		return nil
+	}
+	return d.String()
+}
+
+func (t *tx) Message(ctx context.Context, msgid string) (*settlement.Message, error) {
+	var m settlement.Message
+	var status, answer string
+	err := t.tx.QueryRow(ctx, `SELECT msgid, infno, fixmedins_code, digest, status, ref, answer, created_at
+		FROM messages WHERE msgid = $1`, msgid).Scan(&m.Msgid, &m.Infno, &m.Institution, &m.Digest, &status, &m.Ref, &answer, &m.Created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading message %s: %w", msgid, err)
+	}
+	m.Status, m.Answer = settlement.MessageStatus(status), []byte(answer)
+	return &m, nil
+}
+
+func (t *tx) PutMessage(ctx context.Context, m *settlement.Message) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (msgid) DO UPDATE SET status = excluded.status`,
+		m.Msgid, m.Infno, m.Institution, m.Digest, string(m.Status), m.Ref, string(m.Answer), m.Created)
+	if err != nil {
+		return fmt.Errorf("storing message %s: %w", m.Msgid, err)
+	}
+	return nil
+}
+
+const personCols = `psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype, retired, assistance,
+	opening_balc::TEXT, reg_admdvs, COALESCE(reg_begn::TEXT, ''), COALESCE(reg_endn::TEXT, '')`
+
+func scanPerson(row pgx.Row) (*settlement.Person, error) {
+	var p settlement.Person
+	var balc, begn, endn string
+	err := row.Scan(&p.PsnNo, &p.Name, &p.Gend, &p.Certno, &p.CardNo, &p.InsuredRegion, &p.Insutype, &p.Retired,
+		&p.Assistance, &balc, &p.RegRegion, &begn, &endn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading person: %w", err)
+	}
+	if p.OpeningBalc, err = money(balc); err != nil {
+		return nil, err
+	}
+	if begn != "" {
+		if p.RegBegin, err = rules.ParseDate(begn); err != nil {
+			return nil, err
+		}
+		if p.RegEnd, err = rules.ParseDate(endn); err != nil {
+			return nil, err
+		}
+	}
+	return &p, nil
+}
+
+func (t *tx) Person(ctx context.Context, psnNo string) (*settlement.Person, error) {
+	return scanPerson(t.tx.QueryRow(ctx, `SELECT `+personCols+` FROM persons WHERE psn_no = $1`, psnNo))
+}
+
+func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settlement.Person, error) {
+	col := "certno"
+	if certType == "03" {
+		col = "card_no"
+	}
+	return scanPerson(t.tx.QueryRow(ctx, `SELECT `+personCols+` FROM persons WHERE `+col+` = $1`, certNo))
+}
+
+// PutPerson upserts a registry row (seeding and registry maintenance).
+func (t *tx) PutPerson(ctx context.Context, p *settlement.Person) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO persons (psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype,
+		retired, assistance, opening_balc, reg_admdvs, reg_begn, reg_endn)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::TEXT::DECIMAL(18,2), $11, $12::TEXT::DATE, $13::TEXT::DATE)
+		ON CONFLICT (psn_no) DO UPDATE SET psn_name = excluded.psn_name, gend = excluded.gend,
+		certno = excluded.certno, card_no = excluded.card_no, insuplc_admdvs = excluded.insuplc_admdvs,
+		insutype = excluded.insutype, retired = excluded.retired, assistance = excluded.assistance,
+		reg_admdvs = excluded.reg_admdvs, reg_begn = excluded.reg_begn, reg_endn = excluded.reg_endn`,
+		p.PsnNo, p.Name, p.Gend, p.Certno, p.CardNo, p.InsuredRegion, p.Insutype, p.Retired, p.Assistance,
+		p.OpeningBalc.String(), p.RegRegion, optDate(p.RegBegin), optDate(p.RegEnd))
+	if err != nil {
+		return fmt.Errorf("storing person %s: %w", p.PsnNo, err)
+	}
+	return nil
+}
+
+const counterCols = `dedc_used_outpatient::TEXT, dedc_used_chronic::TEXT, fund_paid_outpatient::TEXT,
+	fund_paid_inpatient::TEXT, burden_ytd::TEXT, supp_paid_ytd::TEXT, maf_paid_ytd::TEXT, acct_balc::TEXT,
+	opening_balc::TEXT, admissions`
+
+func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.YearCounters, error) {
+	yc := settlement.YearCounters{PsnNo: psnNo, Year: year}
+	var s [9]string
+	err := t.tx.QueryRow(ctx, `SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2`, psnNo, year).
+		Scan(&s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &s[6], &s[7], &s[8], &yc.Counters.Admissions)
+	if err == nil {
+		c := &yc.Counters
+		return yc, scanMoney([]*rules.Money{&c.DedcUsedOutpatient, &c.DedcUsedChronic, &c.FundPaidOutpatient,
+			&c.FundPaidInpatient, &c.BurdenYTD, &c.SuppPaidYTD, &c.MafPaidYTD, &c.AcctBalc, &yc.OpeningBalc}, s[:])
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return yc, fmt.Errorf("reading counters of %s for %d: %w", psnNo, year, err)
+	}
+	// A new year opens with the balance the account closed the last year on
+	// record with, or the registry's opening balance.
+	var balc string
+	err = t.tx.QueryRow(ctx, `SELECT acct_balc::TEXT FROM person_counters WHERE psn_no = $1 AND year < $2
+		ORDER BY year DESC LIMIT 1`, psnNo, year).Scan(&balc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = t.tx.QueryRow(ctx, `SELECT opening_balc::TEXT FROM persons WHERE psn_no = $1`, psnNo).Scan(&balc)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return yc, nil
+	}
+	if err != nil {
+		return yc, fmt.Errorf("opening counters of %s for %d: %w", psnNo, year, err)
+	}
+	if yc.OpeningBalc, err = money(balc); err != nil {
+		return yc, err
+	}
+	yc.Counters.AcctBalc = yc.OpeningBalc
+	return yc, nil
+}
+
+func (t *tx) PutCounters(ctx context.Context, yc settlement.YearCounters) error {
+	c := yc.Counters
+	_, err := t.tx.Exec(ctx, `INSERT INTO person_counters (psn_no, year, dedc_used_outpatient, dedc_used_chronic,
+		fund_paid_outpatient, fund_paid_inpatient, burden_ytd, supp_paid_ytd, maf_paid_ytd, acct_balc, opening_balc, admissions)
+		VALUES ($1, $2, $3::TEXT::DECIMAL(18,2), $4::TEXT::DECIMAL(18,2), $5::TEXT::DECIMAL(18,2), $6::TEXT::DECIMAL(18,2),
+		$7::TEXT::DECIMAL(18,2), $8::TEXT::DECIMAL(18,2), $9::TEXT::DECIMAL(18,2), $10::TEXT::DECIMAL(18,2),
+		$11::TEXT::DECIMAL(18,2), $12)
+		ON CONFLICT (psn_no, year) DO UPDATE SET dedc_used_outpatient = excluded.dedc_used_outpatient,
+		dedc_used_chronic = excluded.dedc_used_chronic, fund_paid_outpatient = excluded.fund_paid_outpatient,
+		fund_paid_inpatient = excluded.fund_paid_inpatient, burden_ytd = excluded.burden_ytd,
+		supp_paid_ytd = excluded.supp_paid_ytd, maf_paid_ytd = excluded.maf_paid_ytd, acct_balc = excluded.acct_balc,
+		admissions = excluded.admissions`,
+		yc.PsnNo, yc.Year, c.DedcUsedOutpatient.String(), c.DedcUsedChronic.String(), c.FundPaidOutpatient.String(),
+		c.FundPaidInpatient.String(), c.BurdenYTD.String(), c.SuppPaidYTD.String(), c.MafPaidYTD.String(),
+		c.AcctBalc.String(), yc.OpeningBalc.String(), c.Admissions)
+	if err != nil {
+		return fmt.Errorf("storing counters of %s for %d: %w", yc.PsnNo, yc.Year, err)
+	}
+	return nil
+}
+
+func (t *tx) Visit(ctx context.Context, mdtrtID string) (*settlement.Visit, error) {
+	var v settlement.Visit
+	var kind, status string
+	var end *time.Time
+	err := t.tx.QueryRow(ctx, `SELECT mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype, begntime, endtime,
+		ipt_otp_no, status, dise_codg, dise_name FROM visits WHERE mdtrt_id = $1`, mdtrtID).
+		Scan(&v.MdtrtID, &v.PsnNo, &v.Institution, &kind, &v.MedType, &v.Insutype, &v.Begin, &end,
+			&v.IptOtpNo, &status, &v.DiseCodg, &v.DiseName)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading visit %s: %w", mdtrtID, err)
+	}
+	v.Kind, v.Status = settlement.VisitKind(kind), settlement.VisitStatus(status)
+	if end != nil {
+		v.End = *end
+	}
+	return &v, nil
+}
+
+func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
+	var end any
+	if !v.End.IsZero() {
+		end = v.End
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO visits (mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype,
+		begntime, endtime, ipt_otp_no, status, dise_codg, dise_name)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (mdtrt_id) DO UPDATE SET med_type = excluded.med_type, endtime = excluded.endtime,
+		status = excluded.status, dise_codg = excluded.dise_codg, dise_name = excluded.dise_name`,
+		v.MdtrtID, v.PsnNo, v.Institution, string(v.Kind), v.MedType, v.Insutype, v.Begin, end, v.IptOtpNo,
+		string(v.Status), v.DiseCodg, v.DiseName)
+	if err != nil {
+		return fmt.Errorf("storing visit %s: %w", v.MdtrtID, err)
+	}
+	return nil
+}
+
+func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, error) {
+	rows, err := t.tx.Query(ctx, `SELECT feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
+		det_item_fee_sumamt::TEXT, fee_ocur_time, fulamt_ownpay_amt::TEXT, overlmt_amt::TEXT, preselfpay_amt::TEXT,
+		inscp_scp_amt::TEXT, chrgitm_lv, list_type, COALESCE(pric_uplmt_amt::TEXT, ''), selfpay_prop::TEXT
+		FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`, mdtrtID)
+	if err != nil {
+		return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
+	}
+	defer rows.Close()
+	var out []settlement.FeeLine
+	for rows.Next() {
+		l := settlement.FeeLine{MdtrtID: mdtrtID}
+		var amt, fulamt, over, pre, inscp, lv, cap, prop string
+		if err := rows.Scan(&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &amt, &l.FeeTime,
+			&fulamt, &over, &pre, &inscp, &lv, &l.Priced.ListType, &cap, &prop); err != nil {
+			return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
+		}
+		p := &l.Priced
+		if err := scanMoney([]*rules.Money{&l.Amount, &p.Fulamt, &p.Over, &p.Pre, &p.Inscp},
+			[]string{amt, fulamt, over, pre, inscp}); err != nil {
+			return nil, err
+		}
+		p.SN, p.Amount, p.Level = l.SN, l.Amount, rules.Level(lv)
+		if cap != "" {
+			p.HasCap = true
+			if p.PriceCap, err = money(cap); err != nil {
+				return nil, err
+			}
+		}
+		if p.SelfpayProp, err = rules.ParseRatio(prop); err != nil {
+			return nil, fmt.Errorf("stored selfpay_prop %q: %w", prop, err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) PutLines(ctx context.Context, lines []settlement.FeeLine) error {
+	b := &pgx.Batch{}
+	for i := range lines {
+		l := &lines[i]
+		var cap any
+		if l.Priced.HasCap {
+			cap = l.Priced.PriceCap.String()
+		}
+		b.Queue(`INSERT INTO fee_lines (mdtrt_id, feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt, pric,
+			det_item_fee_sumamt, fee_ocur_time, withdrawn, fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt,
+			chrgitm_lv, list_type, pric_uplmt_amt, selfpay_prop)
+			VALUES ($1, $2, $3, $4, $5, $6::TEXT::DECIMAL(18,4), $7::TEXT::DECIMAL(18,4), $8::TEXT::DECIMAL(18,2), $9, false,
+			$10::TEXT::DECIMAL(18,2), $11::TEXT::DECIMAL(18,2), $12::TEXT::DECIMAL(18,2), $13::TEXT::DECIMAL(18,2),
+			$14, $15, $16::TEXT::DECIMAL(18,2), $17::TEXT::DECIMAL(6,4))`,
+			l.MdtrtID, l.SN, l.ChrgBchno, l.Code, l.HospCode, l.Cnt, l.Pric, l.Amount.String(), l.FeeTime,
+			l.Priced.Fulamt.String(), l.Priced.Over.String(), l.Priced.Pre.String(), l.Priced.Inscp.String(),
+			string(l.Priced.Level), l.Priced.ListType, cap, l.Priced.SelfpayProp.Decimal().String())
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("storing lines: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) WithdrawBatch(ctx context.Context, mdtrtID, chrgBchno string) (int, error) {
+	tag, err := t.tx.Exec(ctx, `UPDATE fee_lines SET withdrawn = true
+		WHERE mdtrt_id = $1 AND NOT withdrawn AND ($2 = '' OR chrg_bchno = $2)`, mdtrtID, chrgBchno)
+	if err != nil {
+		return 0, fmt.Errorf("withdrawing lines of %s: %w", mdtrtID, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+const settlementCols = `setl_id, mdtrt_id, psn_no, fixmedins_code, insuplc_admdvs, mdtrtarea_admvs, med_type, insutype,
+	setl_time, year, medfee_sumamt::TEXT, fulamt_ownpay_amt::TEXT, overlmt_selfpay::TEXT, preselfpay_amt::TEXT,
+	inscp_scp_amt::TEXT, act_pay_dedc::TEXT, hifp_pay::TEXT, pool_prop_selfpay::TEXT, hifmi_pay::TEXT, hifob_pay::TEXT,
+	maf_pay::TEXT, fund_pay_sumamt::TEXT, psn_part_amt::TEXT, acct_pay::TEXT, psn_cash_pay::TEXT, balc::TEXT,
+	setldetail, d_dedc_outpatient::TEXT, d_dedc_chronic::TEXT, d_fund_outpatient::TEXT, d_fund_inpatient::TEXT,
+	d_burden::TEXT, d_supp::TEXT, d_maf::TEXT, d_acct::TEXT, d_admissions, status, reverses, msgid, ledger_txn_id`
+
+// ScanSettlement reads one row selected with settlementCols.
+func scanSettlement(row pgx.Row) (*settlement.Settlement, error) {
+	var s settlement.Settlement
+	var m [25]string
+	var status string
+	err := row.Scan(&s.SetlID, &s.MdtrtID, &s.PsnNo, &s.Institution, &s.InsuredRegion, &s.TreatmentRegion,
+		&s.MedType, &s.Insutype, &s.SetlTime, &s.Year,
+		&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &m[9], &m[10], &m[11], &m[12], &m[13], &m[14], &m[15],
+		&m[16], &m[17], &m[18], &m[19], &m[20], &m[21], &m[22], &m[23], &m[24],
+		&s.Delta.Admissions, &status, &s.Reverses, &s.Msgid, &s.LedgerTxnID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading settlement: %w", err)
+	}
+	i, d := &s.Info, &s.Delta
+	if err := scanMoney([]*rules.Money{&i.MedfeeSumamt, &i.FulamtOwnpayAmt, &i.OverlmtSelfpay, &i.PreselfpayAmt,
+		&i.InscpScpAmt, &i.ActPayDedc, &i.HifpPay}, m[0:7]); err != nil {
+		return nil, err
+	}
+	r, err := ratioText(m[7])
+	if err != nil {
+		return nil, err
+	}
+	i.PoolPropSelfpay = r
+	if err := scanMoney([]*rules.Money{&i.HifmiPay, &i.HifobPay, &i.MafPay, &i.FundPaySumamt, &i.PsnPartAmt,
+		&i.AcctPay, &i.PsnCashPay, &i.Balc}, m[8:16]); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(m[16]), &s.Detail); err != nil {
+		return nil, fmt.Errorf("stored setldetail of %s: %w", s.SetlID, err)
+	}
+	if err := scanMoney([]*rules.Money{&d.DedcOutpatient, &d.DedcChronic, &d.FundOutpatient, &d.FundInpatient,
+		&d.Burden, &d.Supp, &d.Maf, &d.Acct}, m[17:25]); err != nil {
+		return nil, err
+	}
+	s.Status = settlement.SettlementStatus(status)
+	return &s, nil
+}
+
+// ratioText reads a DECIMAL(6,4) as text ("0.8000").
+func ratioText(s string) (rules.Ratio, error) {
+	r, err := rules.ParseRatio(s)
+	if err != nil {
+		return 0, fmt.Errorf("stored ratio %q: %w", s, err)
+	}
+	return r, nil
+}
+
+func (t *tx) Settlement(ctx context.Context, setlID string) (*settlement.Settlement, error) {
+	return scanSettlement(t.tx.QueryRow(ctx, `SELECT `+settlementCols+` FROM settlements WHERE setl_id = $1`, setlID))
+}
+
+func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error {
+	detail, err := json.Marshal(s.Detail)
+	if err != nil {
+		return err
+	}
+	i, d := &s.Info, &s.Delta
+	args := []any{s.SetlID, s.MdtrtID, s.PsnNo, s.Institution, s.InsuredRegion, s.TreatmentRegion, s.MedType,
+		s.Insutype, s.SetlTime, s.Year}
+	for _, m := range []rules.Money{i.MedfeeSumamt, i.FulamtOwnpayAmt, i.OverlmtSelfpay, i.PreselfpayAmt,
+		i.InscpScpAmt, i.ActPayDedc, i.HifpPay} {
+		args = append(args, m.String())
+	}
+	args = append(args, i.PoolPropSelfpay.Decimal().String())
+	for _, m := range []rules.Money{i.HifmiPay, i.HifobPay, i.MafPay, i.FundPaySumamt, i.PsnPartAmt, i.AcctPay,
+		i.PsnCashPay, i.Balc} {
+		args = append(args, m.String())
+	}
+	args = append(args, string(detail))
+	for _, m := range []rules.Money{d.DedcOutpatient, d.DedcChronic, d.FundOutpatient, d.FundInpatient, d.Burden,
+		d.Supp, d.Maf, d.Acct} {
+		args = append(args, m.String())
+	}
+	args = append(args, d.Admissions, string(s.Status), s.Reverses, s.Msgid, s.LedgerTxnID)
+	ph := ""
+	for n := 1; n <= len(args); n++ {
+		if n > 1 {
+			ph += ", "
+		}
+		ph += "$" + strconv.Itoa(n)
+		if (n >= 11 && n <= 26) || (n >= 28 && n <= 35) {
+			ph += "::TEXT::DECIMAL"
+		}
+	}
+	_, err = t.tx.Exec(ctx, `INSERT INTO settlements (`+plainCols+`) VALUES (`+ph+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("storing settlement %s: %w", s.SetlID, err)
+	}
+	return nil
+}
+
+var plainCols = func() string {
+	// The insert lists the same columns as settlementCols, without the casts.
+	out := ""
+	for _, c := range splitCols(settlementCols) {
+		if len(c) > 6 && c[len(c)-6:] == "::TEXT" {
+			c = c[:len(c)-6]
+		}
+		if out != "" {
+			out += ", "
+		}
+		out += c
+	}
+	return out
+}()
+
+func splitCols(s string) []string {
+	var out []string
+	cur := ""
+	for _, r := range s {
+		switch r {
+		case ',':
+			out = append(out, cur)
+			cur = ""
+		case ' ', '\n', '\t':
+		default:
+			cur += string(r)
+		}
+	}
+	return append(out, cur)
+}
+
+func (t *tx) SetSettlementStatus(ctx context.Context, setlID string, st settlement.SettlementStatus) error {
+	if _, err := t.tx.Exec(ctx, `UPDATE settlements SET status = $2 WHERE setl_id = $1`, setlID, string(st)); err != nil {
+		return fmt.Errorf("updating settlement %s: %w", setlID, err)
+	}
+	return nil
+}
+
+func (t *tx) ChainHead(ctx context.Context, chain string) (settlement.ChainHead, error) {
+	var h settlement.ChainHead
+	err := t.tx.QueryRow(ctx, `SELECT seq, hash FROM chain_heads WHERE chain = $1`, chain).Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return settlement.ChainHead{}, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("reading chain head %s: %w", chain, err)
+	}
+	return h, nil
+}
+
+// outboxParts is how many partitions the outbox is split into: a relay owns
+// a partition at a time, and a key (person) always falls in the same one.
+const outboxParts = 16
+
+// OutboxPart is the outbox partition of an event key.
+func OutboxPart(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % outboxParts)
+}
+
+func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *settlement.Event) error {
+	b := &pgx.Batch{}
+	// Advancing the head is conditional on it still being where this
+	// transaction read it: a concurrent append to the chain makes this one
+	// fail (and retry) instead of forking the chain.
+	if lt.Seq == 1 {
+		b.Queue(`INSERT INTO chain_heads (chain, seq, hash) VALUES ($1, $2, $3)`, lt.Chain, lt.Seq, lt.Hash)
+	} else {
+		b.Queue(`UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
+	}
+	b.Queue(`INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)
+	for i, e := range lt.Entries {
+		b.Queue(`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES ($1, $2, $3, $4::TEXT::DECIMAL(18,2))`,
+			lt.ID, i, e.Account, e.Amount.String())
+	}
+	if ev != nil {
+		b.Queue(`INSERT INTO outbox (chain, seq, part, event_id, event_type, event_key, payload, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.Chain, lt.Seq, OutboxPart(ev.Key), ev.ID, ev.Type, ev.Key,
+			string(ev.Payload), lt.Time)
+	}
+	br := t.tx.SendBatch(ctx, b)
+	tag, err := br.Exec()
+	if err == nil && tag.RowsAffected() != 1 {
+		err = fmt.Errorf("chain %s moved past seq %d", lt.Chain, lt.Seq-1)
+	}
+	if err != nil {
+		br.Close()
+		return fmt.Errorf("advancing chain %s: %w", lt.Chain, err)
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("appending ledger txn %s: %w", lt.ID, err)
+	}
+	return nil
+}
