@@ -2,14 +2,18 @@ module github.com/medsettle/medsettle
 
 go 1.26.8
 
-require github.com/shopspring/decimal v1.6.0
+require (
+	github.com/cockroachdb/cockroach-go/v2 v2.4.2
+	github.com/jackc/pgx/v5 v5.12.0
+	github.com/shopspring/decimal v1.6.0
+	github.com/stretchr/testify v1.12.1
+)
 
 require (
-	github.com/cockroachdb/cockroach-go/v2 v2.4.2 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 )

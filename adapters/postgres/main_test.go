@@ -1,0 +1,162 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medsettle/medsettle"
+	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
+	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+// Every test database starts migrated and seeded with the 120 registry persons.
+func TestMain(m *testing.M) {
+	pgtest.Main(m, pgtest.WithTemplate(prepareTemplate))
+}
+
+func prepareTemplate(ctx context.Context, dsn string) error {
+	st, err := postgres.Open(ctx, dsn, quietLog())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := postgres.Migrate(ctx, st.Pool()); err != nil {
+		return err
+	}
+	rs, err := rules.Load(medsettle.Rules())
+	if err != nil {
+		return err
+	}
+	raw, err := medsettle.Persons()
+	if err != nil {
+		return err
+	}
+	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
+	if err != nil {
+		return err
+	}
+	return st.SeedPersons(ctx, persons)
+}
+
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// clock is a settable time source so that settlements fall on chosen days.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+var cst = time.FixedZone("CST", 8*3600)
+
+// day is 10:00 at the counter on date (yyyy-mm-dd).
+func day(t testing.TB, date string) time.Time {
+	d, err := time.ParseInLocation("2006-01-02 15:04", date+" 10:00", cst)
+	require.NoError(t, err)
+	return d
+}
+
+type env struct {
+	engine *settlement.Engine
+	store  *postgres.Store
+	clock  *clock
+	rules  *rules.RuleSet
+	dsn    string
+}
+
+// newEnv gives a test its own database, store and engine, on 2026-03-15.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	dsn := pgtest.NewDB(t)
+	st, err := postgres.Open(context.Background(), dsn, quietLog())
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	rs, err := rules.Load(medsettle.Rules())
+	require.NoError(t, err)
+	c := &clock{t: day(t, "2026-03-15")}
+	return &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, store: st, clock: c, rules: rs, dsn: dsn}
+}
+
+// count returns SELECT count(*) FROM table.
+func (e *env) count(t testing.TB, table string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, e.store.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n))
+	return n
+}
+
+// rowCounts snapshots every table that a change would touch.
+func (e *env) rowCounts(t testing.TB) map[string]int {
+	out := map[string]int{}
+	for _, tb := range []string{"messages", "visits", "fee_lines", "settlements", "ledger_txns", "ledger_entries",
+		"chain_heads", "outbox", "person_counters"} {
+		out[tb] = e.count(t, tb)
+	}
+	return out
+}
+
+func (e *env) audit(t testing.TB) *settlement.AuditReport {
+	t.Helper()
+	rep, err := e.store.Audit(context.Background())
+	require.NoError(t, err)
+	return rep
+}
+
+// msg builds a message identity in the national msgid shape.
+var msgSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newMsg(inst, infno string) settlement.Msg {
+	msgSeq.Lock()
+	msgSeq.n++
+	n := msgSeq.n
+	msgSeq.Unlock()
+	return settlement.Msg{ID: fmt.Sprintf("%s%s%04d", inst, time.Now().Format("20060102150405"), n%10000), Infno: infno, Institution: inst, Digest: fmt.Sprintf("d%d", n)}
+}
+
+// outpatient registers a visit at inst for psn, uploads lines and returns the visit id.
+func (e *env) outpatient(t testing.TB, inst, psn, medType string, lines ...settlement.LineInput) string {
+	t.Helper()
+	ctx := context.Background()
+	v, err := e.engine.RegisterVisit(ctx, newMsg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: medType})
+	require.NoError(t, err)
+	_, err = e.engine.UploadLines(ctx, newMsg(inst, "2204"), v.MdtrtID, psn, lines)
+	require.NoError(t, err)
+	return v.MdtrtID
+}
+
+func line(sn, code, cnt, pric, amount string) settlement.LineInput {
+	return settlement.LineInput{SN: sn, ChrgBchno: "B1", Code: code, Cnt: cnt, Pric: pric, Amount: amount}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func decLine(sn, code, cnt, pric, amount string) rules.Line {
+	return rules.Line{SN: sn, Code: code, Cnt: decimal.RequireFromString(cnt), Pric: decimal.RequireFromString(pric), Amount: decimal.RequireFromString(amount)}
+}
