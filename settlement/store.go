@@ -43,6 +43,9 @@ type Tx interface {
 	Settlement(ctx context.Context, setlID string) (*Settlement, error)
 	PutSettlement(ctx context.Context, s *Settlement) error
 	SetSettlementStatus(ctx context.Context, setlID string, st SettlementStatus) error
+	// SettlementsOf returns an institution's settlements (reversals included)
+	// whose settlement time falls in the query's period.
+	SettlementsOf(ctx context.Context, q PeriodQuery) ([]Settlement, error)
 
 	ChainHead(ctx context.Context, chain string) (ChainHead, error)
 	// AppendLedger stores a sealed transaction with its entries, advances its

@@ -497,3 +497,22 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 	}
 	return nil
 }
+
+func (t *tx) SettlementsOf(ctx context.Context, q settlement.PeriodQuery) ([]settlement.Settlement, error) {
+	from, to := q.Bounds()
+	rows, err := t.tx.Query(ctx, `SELECT `+settlementCols+` FROM settlements
+		WHERE fixmedins_code = $1 AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, setl_id`, q.Institution, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("reading settlements of %s: %w", q.Institution, err)
+	}
+	defer rows.Close()
+	var out []settlement.Settlement
+	for rows.Next() {
+		s, err := scanSettlement(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *s)
+	}
+	return out, rows.Err()
+}
