@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Principal is who a key belongs to: an institution, or a bureau (医保局) of
+// one pooling region.
+type Principal struct {
+	Institution string // fixmedins_code, for an institution key
+	Region      string // admdvs, for a bureau key
+}
+
+// IsBureau reports whether p is a bureau.
+func (p Principal) IsBureau() bool { return p.Region != "" }
+
+func (p Principal) String() string {
+	if p.IsBureau() {
+		return "bureau:" + p.Region
+	}
+	return p.Institution
+}
+
+// Keys maps API key hashes to principals. Only SHA-256 hashes are held, so a
+// leaked keys file or memory dump does not hand out keys.
+type Keys struct {
+	byHash map[[32]byte]Principal
+}
+
+// LoadKeys reads a keys file: CSV rows `principal,key` where principal is a
+// fixmedins_code or `bureau:<admdvs>`, and key is the key itself (hashed at
+// once; for development) or `sha256:<hex>` (for production, so the file never
+// holds a usable key). A header row `principal,key` is allowed.
+func LoadKeys(r io.Reader) (*Keys, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = 2
+	cr.Comment = '#'
+	k := &Keys{byHash: map[[32]byte]Principal{}}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("keys: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		who, key := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
+		if who == "principal" || who == "fixmedins_code" {
+			continue
+		}
+		var p Principal
+		if region, ok := strings.CutPrefix(who, "bureau:"); ok {
+			p.Region = region
+		} else {
+			p.Institution = who
+		}
+		if p.Region == "" && p.Institution == "" {
+			return nil, fmt.Errorf("keys:%d: empty principal", line)
+		}
+		var h [32]byte
+		if hx, ok := strings.CutPrefix(key, "sha256:"); ok {
+			b, err := hex.DecodeString(hx)
+			if err != nil || len(b) != 32 {
+				return nil, fmt.Errorf("keys:%d: sha256 hash must be 64 hex digits", line)
+			}
+			copy(h[:], b)
+		} else {
+			if len(key) < 16 {
+				return nil, fmt.Errorf("keys:%d: key for %s is shorter than 16 characters", line, who)
+			}
+			h = sha256.Sum256([]byte(key))
+		}
+		if _, dup := k.byHash[h]; dup {
+			return nil, fmt.Errorf("keys:%d: the same key is listed twice", line)
+		}
+		k.byHash[h] = p
+	}
+	return k, nil
+}
+
+// Lookup returns the principal of a presented key. The lookup is by hash,
+// so timing reveals nothing about stored keys' contents.
+func (k *Keys) Lookup(key string) (Principal, bool) {
+	p, ok := k.byHash[sha256.Sum256([]byte(key))]
+	return p, ok
+}
+
+// HashKey returns the `sha256:<hex>` form of a key for a production keys file.
+func HashKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(h[:])
+}
