@@ -28,7 +28,7 @@ func TestOutpatientFlow(t *testing.T) {
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11",
 		line("1", "001101000010000", "1", "30.00", "30.00"),
 		line("2", "XJ01DDA062B002010100345", "3", "1500.5", "4501.50"), // 乙类, self-pay-first 0.10
-		line("3", "001103000010000", "1", "200", "200.00"))            // 丙类: all self-paid
+		line("3", "001103000010000", "1", "200", "200.00"))             // 丙类: all self-paid
 
 	in := settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, MedfeeSumamt: "4731.50", UseAccount: true}
 	before := e.rowCounts(t)
