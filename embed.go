@@ -8,7 +8,7 @@ import (
 	"io/fs"
 )
 
-//go:embed testdata/rules testdata/persons.csv
+//go:embed testdata/rules testdata/persons.csv testdata/dev-keys.csv
 var data embed.FS
 
 // Rules returns the embedded rules directory, in the layout rules.Load reads.
@@ -23,3 +23,7 @@ func Rules() fs.FS {
 
 // Persons returns the embedded registry seed (persons.csv).
 func Persons() ([]byte, error) { return data.ReadFile("testdata/persons.csv") }
+
+// DevKeys returns the development API keys (testdata/dev-keys.csv) that
+// `medsettle dev` loads. They are public: never use them in production.
+func DevKeys() ([]byte, error) { return data.ReadFile("testdata/dev-keys.csv") }

@@ -43,6 +43,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/medsettle/medsettle/adapters/postgres/localpg"
 )
 
 // Option configures Main.
@@ -155,7 +157,7 @@ type harness struct {
 	once     sync.Once
 	startErr error
 
-	cluster  *Cluster // nil when using DATABASE_URL
+	cluster  *localpg.Cluster // nil when using DATABASE_URL
 	adminDSN string
 	prefix   string // database names are prefix + counter
 	template string // what NewDB clones
@@ -184,7 +186,7 @@ func (h *harness) doStart(ctx context.Context) error {
 		_, _ = rand.Read(b[:])
 		h.adminDSN, h.prefix = u, "pgtest_"+hex.EncodeToString(b[:])+"_"
 	} else {
-		c, err := Start(ctx)
+		c, err := localpg.Start(ctx)
 		if err != nil {
 			return err
 		}
@@ -280,3 +282,8 @@ func withDatabase(dsn, db string) (string, error) {
 }
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// BinDir returns the directory holding the PostgreSQL server binaries
+// (initdb, postgres, and on Debian also psql and pgbench), so benchmarks can
+// run pgbench from the same installation the tests use.
+func BinDir() (string, error) { return localpg.BinDir() }

@@ -1,4 +1,7 @@
-package pgtest
+// Package localpg runs a private PostgreSQL server from the machine's server
+// binaries: for tests (through pgtest) and for `medsettle dev`, so that a
+// laptop needs no database set up by hand.
+package localpg
 
 import (
 	"context"
@@ -44,6 +47,9 @@ type Cluster struct {
 	exited     chan struct{} // closed once the postmaster has been reaped
 	watchdog   *exec.Cmd
 	watchIn    io.WriteCloser
+
+	keep    bool // Dir outlives the cluster
+	durable bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -106,7 +112,7 @@ func findBinDir() (string, error) {
 			return dir, nil
 		}
 	}
-	return "", fmt.Errorf("pgtest: PostgreSQL server binaries (initdb, postgres) not found "+
+	return "", fmt.Errorf("localpg: PostgreSQL server binaries (initdb, postgres) not found "+
 		"via pg_config --bindir, /usr/lib/postgresql/*/bin or PATH; %s", installHint)
 }
 
@@ -137,7 +143,21 @@ func isExecutable(path string) bool {
 // for tests). If the calling process dies without calling Stop — a panicking
 // test, a -timeout, a SIGKILL — a watchdog process still shuts the server
 // down and removes Dir, so crashed runs do not leak servers or disk.
-func Start(ctx context.Context) (_ *Cluster, err error) {
+func Start(ctx context.Context) (*Cluster, error) { return StartWith(ctx, Options{}) }
+
+// Options change how a cluster is kept.
+type Options struct {
+	// Dir, when set, holds the cluster across runs: it is initialised when
+	// empty, reused otherwise, and neither Stop nor the watchdog removes it.
+	Dir string
+	// Durable keeps fsync and synchronous commit on (a cluster whose data is kept).
+	Durable bool
+	// Port to listen on; 0 picks a free one.
+	Port int
+}
+
+// StartWith starts a cluster as opts says; see Start.
+func StartWith(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	began := time.Now()
 	bin, err := BinDir()
 	if err != nil {
@@ -154,15 +174,25 @@ func Start(ctx context.Context) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(base, "pgtest-")
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+	var dir string
+	if opts.Dir != "" {
+		if dir, err = filepath.Abs(opts.Dir); err == nil {
+			err = os.MkdirAll(dir, 0o700)
+		}
+		if err == nil && cred != nil && !searchable(filepath.Dir(dir)) {
+			err = fmt.Errorf("%s is not reachable by the postgres user", dir)
+		}
+	} else {
+		dir, err = os.MkdirTemp(base, "localpg-")
 	}
-	c := &Cluster{Host: "127.0.0.1", User: superuser, Dir: dir}
+	if err != nil {
+		return nil, fmt.Errorf("localpg: %w", err)
+	}
+	c := &Cluster{Host: "127.0.0.1", User: superuser, Dir: dir, keep: opts.Dir != "", durable: opts.Durable}
 	defer func() {
 		if err != nil {
 			if stopErr := c.Stop(); stopErr != nil {
-				slog.Warn("pgtest: cleanup after failed start", "dir", dir, "err", stopErr)
+				slog.Warn("localpg: cleanup after failed start", "dir", dir, "err", stopErr)
 			}
 		}
 	}()
@@ -173,17 +203,19 @@ func Start(ctx context.Context) (_ *Cluster, err error) {
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return c, fmt.Errorf("pgtest: %w", err)
+			return c, fmt.Errorf("localpg: %w", err)
 		}
 	}
 
 	dataDir := filepath.Join(dir, "data")
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
-		"-D", dataDir, "-U", superuser, "--auth=trust", "--no-sync",
-		"--encoding=UTF8", "--locale=C")
-	prepareServerCmd(initdb, dir, cred)
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return c, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
+	if _, statErr := os.Stat(filepath.Join(dataDir, "PG_VERSION")); statErr != nil {
+		initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+			"-D", dataDir, "-U", superuser, "--auth=trust", "--no-sync",
+			"--encoding=UTF8", "--locale=C")
+		prepareServerCmd(initdb, dir, cred)
+		if out, err := initdb.CombinedOutput(); err != nil {
+			return c, fmt.Errorf("localpg: initdb: %w\n%s", err, out)
+		}
 	}
 
 	logPath := filepath.Join(dir, "server.log")
@@ -191,20 +223,22 @@ func Start(ctx context.Context) (_ *Cluster, err error) {
 	// test binaries race for ports, so a lost race is retried.
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return c, err
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return c, err
+			}
 		}
 		err = c.startPostmaster(ctx, bin, dataDir, logPath, port, cred)
 		if err == nil {
 			c.Port = port
 			break
 		}
-		if !errors.Is(err, errPortInUse) || attempt == attempts {
+		if !errors.Is(err, errPortInUse) || attempt == attempts || opts.Port != 0 {
 			return c, err
 		}
 	}
-	slog.Debug("pgtest: cluster ready", "dir", dir, "port", c.Port, "took", time.Since(began))
+	slog.Debug("localpg: cluster ready", "dir", dir, "port", c.Port, "took", time.Since(began))
 	return c, nil
 }
 
@@ -213,13 +247,16 @@ var errPortInUse = errors.New("port already in use")
 func (c *Cluster) startPostmaster(ctx context.Context, bin, dataDir, logPath string, port int, cred *syscall.Credential) error {
 	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("localpg: %w", err)
 	}
 	defer logFile.Close() // the child holds its own copy
 	logStart, _ := logFile.Seek(0, io.SeekEnd)
 
 	args := []string{"-D", dataDir, "-p", strconv.Itoa(port)}
 	for _, s := range serverSettings {
+		if c.durable && (s == "fsync=off" || s == "synchronous_commit=off" || s == "full_page_writes=off") {
+			continue
+		}
 		args = append(args, "-c", s)
 	}
 	// sun_path is about 107 bytes; with a long TMPDIR the socket is dropped
@@ -235,7 +272,7 @@ func (c *Cluster) startPostmaster(ctx context.Context, bin, dataDir, logPath str
 	prepareServerCmd(cmd, c.Dir, cred)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgtest: start postgres: %w", err)
+		return fmt.Errorf("localpg: start postgres: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -244,7 +281,7 @@ func (c *Cluster) startPostmaster(ctx context.Context, bin, dataDir, logPath str
 	}()
 	c.postmaster, c.exited = cmd, exited
 	if _, err := fmt.Fprintf(c.watchIn, "pid %d\n", cmd.Process.Pid); err != nil {
-		slog.Warn("pgtest: watchdog not told about server", "err", err)
+		slog.Warn("localpg: watchdog not told about server", "err", err)
 	}
 
 	dsn := c.dsnForPort(port, "postgres")
@@ -259,9 +296,9 @@ func (c *Cluster) startPostmaster(ctx context.Context, bin, dataDir, logPath str
 			if strings.Contains(tail, "Address already in use") {
 				return errPortInUse
 			}
-			return fmt.Errorf("pgtest: postgres exited during startup (%s):\n%s", cmd.ProcessState, tail)
+			return fmt.Errorf("localpg: postgres exited during startup (%s):\n%s", cmd.ProcessState, tail)
 		case <-ctx.Done():
-			return fmt.Errorf("pgtest: postgres not ready: %w (last error: %v)\n%s",
+			return fmt.Errorf("localpg: postgres not ready: %w (last error: %v)\n%s",
 				ctx.Err(), err, readFrom(logPath, logStart))
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -298,20 +335,24 @@ if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
 	done
 	kill -KILL "$pid" 2>/dev/null
 fi
-rm -rf "$1"
+[ "$2" = keep ] || rm -rf "$1"
 `
 
 func (c *Cluster) startWatchdog() error {
-	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", c.Dir)
+	mode := "remove"
+	if c.keep {
+		mode = "keep"
+	}
+	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "localpg-watchdog", c.Dir, mode)
 	// Own process group: a Ctrl-C aimed at go test must not kill the
 	// watchdog before it has done its job.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("pgtest: watchdog: %w", err)
+		return fmt.Errorf("localpg: watchdog: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgtest: watchdog: %w", err)
+		return fmt.Errorf("localpg: watchdog: %w", err)
 	}
 	c.watchdog, c.watchIn = cmd, in
 	return nil
@@ -339,19 +380,22 @@ func (c *Cluster) stop() error {
 			case <-c.exited:
 				stopped = true
 			case <-time.After(step.wait):
-				slog.Warn("pgtest: postgres did not stop, escalating", "signal", step.sig, "dir", c.Dir)
+				slog.Warn("localpg: postgres did not stop, escalating", "signal", step.sig, "dir", c.Dir)
 			}
 			if stopped {
 				break
 			}
 		}
 		if !stopped {
-			errs = append(errs, fmt.Errorf("pgtest: postgres (pid %d) did not exit", c.postmaster.Process.Pid))
+			errs = append(errs, fmt.Errorf("localpg: postgres (pid %d) did not exit", c.postmaster.Process.Pid))
 		}
 	}
-	removeErr := os.RemoveAll(c.Dir)
+	var removeErr error
+	if !c.keep {
+		removeErr = os.RemoveAll(c.Dir)
+	}
 	if removeErr != nil {
-		errs = append(errs, fmt.Errorf("pgtest: %w", removeErr))
+		errs = append(errs, fmt.Errorf("localpg: %w", removeErr))
 	}
 	if c.watchdog != nil {
 		// Only a clean stop dismisses the watchdog; otherwise it retries.
@@ -380,16 +424,16 @@ func serverCredential() (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: running as root needs a 'postgres' user to run the server as "+
+		return nil, fmt.Errorf("localpg: running as root needs a 'postgres' user to run the server as "+
 			"(PostgreSQL refuses root): %w; %s", err, installHint)
 	}
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: postgres uid %q: %w", u.Uid, err)
+		return nil, fmt.Errorf("localpg: postgres uid %q: %w", u.Uid, err)
 	}
 	gid, err := strconv.ParseUint(u.Gid, 10, 32)
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: postgres gid %q: %w", u.Gid, err)
+		return nil, fmt.Errorf("localpg: postgres gid %q: %w", u.Gid, err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
@@ -428,7 +472,7 @@ func tempBase(otherUser bool) (string, error) {
 	if searchable("/tmp") {
 		return "/tmp", nil
 	}
-	return "", fmt.Errorf("pgtest: neither %s nor /tmp is reachable by the postgres user", base)
+	return "", fmt.Errorf("localpg: neither %s nor /tmp is reachable by the postgres user", base)
 }
 
 func searchable(dir string) bool {
@@ -452,7 +496,7 @@ func searchable(dir string) bool {
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("pgtest: find free port: %w", err)
+		return 0, fmt.Errorf("localpg: find free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
