@@ -482,6 +482,9 @@ type SettleInput struct {
 	Insutype     string
 	MedfeeSumamt string // when set, must equal the sum of the uploaded lines
 	UseAccount   bool   // acct_used_flag "1"
+	// ServiceDate prices the claim as of the day care was given (a manual
+	// claim settled afterwards); zero means today.
+	ServiceDate rules.Date
 }
 
 // SettleAnswer is a settlement (or its reversal) as the counter sees it.
@@ -597,6 +600,9 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 		return nil, nil, yc, err
 	}
 	day := DateOf(now)
+	if in.ServiceDate != 0 {
+		day = in.ServiceDate
+	}
 	yc, err = tx.Counters(ctx, p.PsnNo, day.Year())
 	if err != nil {
 		return nil, nil, yc, err
@@ -625,6 +631,7 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 		InsuredRegion: p.InsuredRegion, TreatmentRegion: institution.Admdvs, MedType: medType,
 		Insutype: p.Insutype, SetlTime: now.UTC().Truncate(time.Microsecond), Year: day.Year(),
 		Info: res.Setlinfo, Detail: res.Detail, Delta: DeltaOf(yc.Counters, res.After), Status: Settled,
+		visit: v, lines: lines,
 	}
 	yc.Counters = res.After
 	return s, v, yc, nil
@@ -713,16 +720,17 @@ func (e *Engine) cancel(ctx context.Context, tx Tx, inst string, in CancelInput,
 	if err := tx.SetSettlementStatus(ctx, s.SetlID, Cancelled); err != nil {
 		return nil, err
 	}
-	if err := e.commit(ctx, tx, r, yc, TxnCancel); err != nil {
-		return nil, err
-	}
 	v, err := tx.Visit(ctx, s.MdtrtID)
 	if err != nil {
 		return nil, err
 	}
+	r.visit = v
+	if err := e.commit(ctx, tx, r, yc, TxnCancel); err != nil {
+		return nil, err
+	}
 	if v != nil && v.Status == VisitSettled {
 		v.Status = VisitOpen
-		if v.Kind == VisitPharmacy {
+		if v.Kind == VisitPharmacy || v.Kind == VisitManual {
 			v.Status = VisitCancelled // a pharmacy sale has no visit to return to
 		}
 		if err := tx.PutVisit(ctx, v); err != nil {
@@ -777,7 +785,13 @@ func (e *Engine) PharmacySettle(ctx context.Context, msg Msg, in PharmacyInput) 
 }
 
 func (e *Engine) pharmacy(ctx context.Context, tx Tx, inst string, in PharmacyInput, msgid string, now time.Time) (SettleAnswer, error) {
-	if err := e.checkMedType(inst, "41"); err != nil {
+	return e.direct(ctx, tx, inst, "41", VisitPharmacy, in, 0, msgid, now)
+}
+
+// direct opens a visit, stores its lines and settles it in one go: a
+// pharmacy sale, or a manual claim. An empty msgid previews without writing.
+func (e *Engine) direct(ctx context.Context, tx Tx, inst, medType string, kind VisitKind, in PharmacyInput, serviceDate rules.Date, msgid string, now time.Time) (SettleAnswer, error) {
+	if err := e.checkMedType(inst, medType); err != nil {
 		return SettleAnswer{}, err
 	}
 	p, err := e.person(ctx, tx, in.PsnNo)
@@ -787,7 +801,7 @@ func (e *Engine) pharmacy(ctx context.Context, tx Tx, inst string, in PharmacyIn
 	if len(in.Lines) == 0 {
 		return SettleAnswer{}, &Error{Code: EINVALID, Rule: rules.CodeEmptyClaim, Message: "feedetail is empty"}
 	}
-	v := &Visit{MdtrtID: NewID("M"), PsnNo: p.PsnNo, Institution: inst, Kind: VisitPharmacy, MedType: "41",
+	v := &Visit{MdtrtID: NewID("M"), PsnNo: p.PsnNo, Institution: inst, Kind: kind, MedType: medType,
 		Insutype: p.Insutype, Begin: now, Status: VisitOpen}
 	lines, err := e.classify(v, nil, in.Lines, now)
 	if err != nil {
@@ -799,8 +813,8 @@ func (e *Engine) pharmacy(ctx context.Context, tx Tx, inst string, in PharmacyIn
 	if err := tx.PutLines(ctx, lines); err != nil {
 		return SettleAnswer{}, err
 	}
-	s, v, yc, err := e.price(ctx, tx, inst, SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, MedType: "41",
-		Insutype: in.Insutype, MedfeeSumamt: in.MedfeeSumamt, UseAccount: in.UseAccount}, now)
+	s, v, yc, err := e.price(ctx, tx, inst, SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, MedType: medType,
+		Insutype: in.Insutype, MedfeeSumamt: in.MedfeeSumamt, UseAccount: in.UseAccount, ServiceDate: serviceDate}, now)
 	if err != nil {
 		return SettleAnswer{}, err
 	}

@@ -34,6 +34,18 @@ type SettlementEvent struct {
 	LedgerTxn     string              `json:"ledger_txn"`
 	Chain         string              `json:"chain"`
 	Seq           int64               `json:"seq"`
+	// The visit, for supervision rules that look at stays and purchases.
+	VisitKind VisitKind   `json:"visit_kind,omitempty"`
+	Begntime  *time.Time  `json:"begntime,omitempty"`
+	Endtime   *time.Time  `json:"endtime,omitempty"`
+	Lines     []EventLine `json:"feedetail,omitempty"`
+}
+
+// EventLine is a settled fee line in an event.
+type EventLine struct {
+	Code   string      `json:"med_list_codg"`
+	Cnt    string      `json:"cnt"`
+	Amount rules.Money `json:"det_item_fee_sumamt"`
 }
 
 func settlementEvent(s *Settlement, kind string, t *LedgerTxn) (*Event, error) {
@@ -45,6 +57,18 @@ func settlementEvent(s *Settlement, kind string, t *LedgerTxn) (*Event, error) {
 		Reverses: s.Reverses, MdtrtID: s.MdtrtID, PsnNo: s.PsnNo, Institution: s.Institution,
 		InsuredRegion: s.InsuredRegion, TreatRegion: s.TreatmentRegion, MedType: s.MedType, Insutype: s.Insutype,
 		SetlTime: s.SetlTime, Setlinfo: s.Info, Setldetail: s.Detail, LedgerTxn: t.ID, Chain: t.Chain, Seq: t.Seq}
+	if v := s.visit; v != nil {
+		ev.VisitKind = v.Kind
+		b := v.Begin.UTC()
+		ev.Begntime = &b
+		if !v.End.IsZero() {
+			e := v.End.UTC()
+			ev.Endtime = &e
+		}
+	}
+	for _, l := range s.lines {
+		ev.Lines = append(ev.Lines, EventLine{Code: l.Code, Cnt: l.Cnt, Amount: l.Amount})
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,7 @@ const (
 	VisitOutpatient VisitKind = "outpatient"
 	VisitInpatient  VisitKind = "inpatient"
 	VisitPharmacy   VisitKind = "pharmacy"
+	VisitManual     VisitKind = "manual" // a manual claim (零星报销): care paid in full, claimed afterwards
 )
 
 // VisitStatus is where a visit is in its life.
@@ -106,6 +107,10 @@ type Settlement struct {
 	Reverses        string // for a reversal: the SetlID it negates
 	Msgid           string
 	LedgerTxnID     string
+
+	// For the outbox event only (not stored with the settlement).
+	visit *Visit
+	lines []FeeLine
 }
 
 // Delta is a change of a person's year counters.
