@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,11 @@ func DateOf(t time.Time) rules.Date {
 type Engine struct {
 	Rules *rules.RuleSet
 	Store Store
+	// Province is the province this deployment serves ("150000"); persons
+	// insured elsewhere are settled through Hub. Empty: every region is local.
+	Province string
+	Hub      Hub
+	Reverser Reverser
 	// Now is the clock (time.Now when nil); tests and replays set it.
 	Now func() time.Time
 }
@@ -520,6 +526,10 @@ func (e *Engine) PreSettle(ctx context.Context, inst string, in SettleInput) (Se
 		out = answerOf(s)
 		return nil
 	})
+	var rc *remoteClaim
+	if errors.As(err, &rc) {
+		return e.preSettleRemote(ctx, inst, in, rc, now)
+	}
 	return out, err
 }
 
@@ -530,10 +540,14 @@ func (e *Engine) PreSettle(ctx context.Context, inst string, in SettleInput) (Se
 func (e *Engine) Settle(ctx context.Context, msg Msg, in SettleInput) (SettleAnswer, error) {
 	now := e.now()
 	var out SettleAnswer
+	var rc *remoteClaim
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		out, err = idempotent(ctx, tx, msg, now, func() (SettleAnswer, string, error) {
 			s, v, yc, err := e.price(ctx, tx, msg.Institution, in, now)
+			if errors.As(err, &rc) {
+				return SettleAnswer{}, "", err
+			}
 			if err != nil {
 				return SettleAnswer{}, "", err
 			}
@@ -549,6 +563,9 @@ func (e *Engine) Settle(ctx context.Context, msg Msg, in SettleInput) (SettleAns
 		})
 		return err
 	})
+	if rc != nil && errors.As(err, &rc) {
+		return e.settleRemote(ctx, msg, in, rc, now)
+	}
 	return out, err
 }
 
@@ -602,6 +619,11 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 	day := DateOf(now)
 	if in.ServiceDate != 0 {
 		day = in.ServiceDate
+	}
+	if e.remote(p.InsuredRegion) {
+		// The person's policy and counters live in another province: the
+		// hub settles it there (see cross.go).
+		return nil, nil, yc, &remoteClaim{visit: v, lines: lines, person: p, medType: medType, day: day}
 	}
 	yc, err = tx.Counters(ctx, p.PsnNo, day.Year())
 	if err != nil {
@@ -685,6 +707,10 @@ func (e *Engine) Cancel(ctx context.Context, msg Msg, in CancelInput) (SettleAns
 		})
 		return err
 	})
+	var rc *remoteCancel
+	if errors.As(err, &rc) {
+		return e.cancelRemote(ctx, msg, rc.settlement, now)
+	}
 	return out, err
 }
 
@@ -705,18 +731,23 @@ func (e *Engine) cancel(ctx context.Context, tx Tx, inst string, in CancelInput,
 	if s.Status != Settled {
 		return nil, Errorf(ECONFLICT, "settlement %s is already cancelled", s.SetlID)
 	}
-	yc, err := tx.Counters(ctx, s.PsnNo, s.Year)
-	if err != nil {
-		return nil, err
+	if s.Role == RoleTreatment {
+		return nil, &remoteCancel{settlement: s}
 	}
+	return e.cancelSettlement(ctx, tx, s, msgid, now)
+}
+
+// cancelSettlement writes the reversal of a standing settlement: a negated
+// settlement, its ledger transaction, the counters restored (where they
+// live here), and the visit reopened.
+func (e *Engine) cancelSettlement(ctx context.Context, tx Tx, s *Settlement, msgid string, now time.Time) (*Settlement, error) {
 	r := &Settlement{
 		SetlID: NewID("S"), MdtrtID: s.MdtrtID, PsnNo: s.PsnNo, Institution: s.Institution,
 		InsuredRegion: s.InsuredRegion, TreatmentRegion: s.TreatmentRegion, MedType: s.MedType,
 		Insutype: s.Insutype, SetlTime: now.UTC().Truncate(time.Microsecond), Year: s.Year,
 		Info: negInfo(s.Info), Detail: negDetail(s.Detail), Delta: s.Delta.Neg(), Status: Settled,
-		Reverses: s.SetlID, Msgid: msgid,
+		Reverses: s.SetlID, Msgid: msgid, Role: s.Role,
 	}
-	yc.Counters = r.Delta.Apply(yc.Counters)
 	if err := tx.SetSettlementStatus(ctx, s.SetlID, Cancelled); err != nil {
 		return nil, err
 	}
@@ -725,13 +756,23 @@ func (e *Engine) cancel(ctx context.Context, tx Tx, inst string, in CancelInput,
 		return nil, err
 	}
 	r.visit = v
-	if err := e.commit(ctx, tx, r, yc, TxnCancel); err != nil {
+	if s.Role == RoleTreatment {
+		err = e.commitSide(ctx, tx, r, TxnCancel)
+	} else {
+		var yc YearCounters
+		if yc, err = tx.Counters(ctx, s.PsnNo, s.Year); err != nil {
+			return nil, err
+		}
+		yc.Counters = r.Delta.Apply(yc.Counters)
+		err = e.commit(ctx, tx, r, yc, TxnCancel)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if v != nil && v.Status == VisitSettled {
 		v.Status = VisitOpen
 		if v.Kind == VisitPharmacy || v.Kind == VisitManual {
-			v.Status = VisitCancelled // a pharmacy sale has no visit to return to
+			v.Status = VisitCancelled // a sale or a claim has no visit to return to
 		}
 		if err := tx.PutVisit(ctx, v); err != nil {
 			return nil, err

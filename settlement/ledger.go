@@ -136,14 +136,37 @@ func SettlementEntries(s *Settlement) []Entry {
 			es = append(es, Entry{Account: acct, Amount: m})
 		}
 	}
-	add(FundAccount(s.InsuredRegion, FundBasic), s.Info.HifpPay)
-	add(FundAccount(s.InsuredRegion, FundHifmi), s.Info.HifmiPay)
-	add(FundAccount(s.InsuredRegion, FundHifob), s.Info.HifobPay)
-	add(FundAccount(s.InsuredRegion, FundMaf), s.Info.MafPay)
-	add(PersonAccount(s.PsnNo), s.Info.AcctPay)
-	add(CashAccount(s.Institution), s.Info.PsnCashPay)
-	add(MedinsAccount(s.Institution), -s.Info.MedfeeSumamt)
+	i := &s.Info
+	paid := func() { // what the insured region's funds and the person's account paid
+		add(FundAccount(s.InsuredRegion, FundBasic), i.HifpPay)
+		add(FundAccount(s.InsuredRegion, FundHifmi), i.HifmiPay)
+		add(FundAccount(s.InsuredRegion, FundHifob), i.HifobPay)
+		add(FundAccount(s.InsuredRegion, FundMaf), i.MafPay)
+		add(PersonAccount(s.PsnNo), i.AcctPay)
+	}
+	switch s.Role {
+	case RoleTreatment:
+		// What the funds and the account pay is owed by the insured province.
+		add(ClearingAccount(provinceOf(s.InsuredRegion)), i.FundPaySumamt+i.AcctPay)
+		add(CashAccount(s.Institution), i.PsnCashPay)
+		add(MedinsAccount(s.Institution), -i.MedfeeSumamt)
+	case RoleInsured:
+		paid()
+		add(ClearingAccount(provinceOf(s.TreatmentRegion)), -(i.FundPaySumamt + i.AcctPay))
+	default:
+		paid()
+		add(CashAccount(s.Institution), i.PsnCashPay)
+		add(MedinsAccount(s.Institution), -i.MedfeeSumamt)
+	}
 	return es
+}
+
+// provinceOf is the province code of a region code (xx0000).
+func provinceOf(region string) string {
+	if len(region) < 2 {
+		return region
+	}
+	return region[:2] + "0000"
 }
 
 // ChainHead is the last link of a chain: advanced with every transaction appended.

@@ -107,6 +107,7 @@ type Settlement struct {
 	Reverses        string // for a reversal: the SetlID it negates
 	Msgid           string
 	LedgerTxnID     string
+	Role            Role // "" is RoleLocal
 
 	// For the outbox event only (not stored with the settlement).
 	visit *Visit

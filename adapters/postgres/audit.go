@@ -135,6 +135,9 @@ func auditSettlements(ctx context.Context, ptx pgx.Tx, txns map[string]*settleme
 		rep.Settlements++
 		rep.Problems = append(rep.Problems, settlement.CheckSettlement(s, txns[s.LedgerTxnID])...)
 		claimed[s.LedgerTxnID] = true
+		if s.Role == settlement.RoleTreatment {
+			continue // the person's counters are kept by the insured province
+		}
 		k := key{s.PsnNo, s.Year}
 		deltas[k] = append(deltas[k], s.Delta)
 	}

@@ -305,18 +305,18 @@ const settlementCols = `setl_id, mdtrt_id, psn_no, fixmedins_code, insuplc_admdv
 	inscp_scp_amt::TEXT, act_pay_dedc::TEXT, hifp_pay::TEXT, pool_prop_selfpay::TEXT, hifmi_pay::TEXT, hifob_pay::TEXT,
 	maf_pay::TEXT, fund_pay_sumamt::TEXT, psn_part_amt::TEXT, acct_pay::TEXT, psn_cash_pay::TEXT, balc::TEXT,
 	setldetail, d_dedc_outpatient::TEXT, d_dedc_chronic::TEXT, d_fund_outpatient::TEXT, d_fund_inpatient::TEXT,
-	d_burden::TEXT, d_supp::TEXT, d_maf::TEXT, d_acct::TEXT, d_admissions, status, reverses, msgid, ledger_txn_id`
+	d_burden::TEXT, d_supp::TEXT, d_maf::TEXT, d_acct::TEXT, d_admissions, status, reverses, msgid, ledger_txn_id, role`
 
 // ScanSettlement reads one row selected with settlementCols.
 func scanSettlement(row pgx.Row) (*settlement.Settlement, error) {
 	var s settlement.Settlement
 	var m [25]string
-	var status string
+	var status, role string
 	err := row.Scan(&s.SetlID, &s.MdtrtID, &s.PsnNo, &s.Institution, &s.InsuredRegion, &s.TreatmentRegion,
 		&s.MedType, &s.Insutype, &s.SetlTime, &s.Year,
 		&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &m[9], &m[10], &m[11], &m[12], &m[13], &m[14], &m[15],
 		&m[16], &m[17], &m[18], &m[19], &m[20], &m[21], &m[22], &m[23], &m[24],
-		&s.Delta.Admissions, &status, &s.Reverses, &s.Msgid, &s.LedgerTxnID)
+		&s.Delta.Admissions, &status, &s.Reverses, &s.Msgid, &s.LedgerTxnID, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -344,7 +344,7 @@ func scanSettlement(row pgx.Row) (*settlement.Settlement, error) {
 		&d.Burden, &d.Supp, &d.Maf, &d.Acct}, m[17:25]); err != nil {
 		return nil, err
 	}
-	s.Status = settlement.SettlementStatus(status)
+	s.Status, s.Role = settlement.SettlementStatus(status), settlement.Role(role)
 	return &s, nil
 }
 
@@ -383,7 +383,11 @@ func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error 
 		d.Supp, d.Maf, d.Acct} {
 		args = append(args, m.String())
 	}
-	args = append(args, d.Admissions, string(s.Status), s.Reverses, s.Msgid, s.LedgerTxnID)
+	role := s.Role
+	if role == "" {
+		role = settlement.RoleLocal
+	}
+	args = append(args, d.Admissions, string(s.Status), s.Reverses, s.Msgid, s.LedgerTxnID, string(role))
 	ph := ""
 	for n := 1; n <= len(args); n++ {
 		if n > 1 {
