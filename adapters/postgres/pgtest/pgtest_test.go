@@ -102,4 +102,3 @@ func TestPGEnvDrivesCommandLineTools(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Equal(t, "1", strings.TrimSpace(string(out)))
 }
-
