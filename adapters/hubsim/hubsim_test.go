@@ -1,11 +1,8 @@
 package hubsim_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,40 +12,12 @@ import (
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/adapters/postgres"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
-func TestMain(m *testing.M) {
-	pgtest.Main(m, pgtest.WithTemplate(func(ctx context.Context, dsn string) error {
-		st, err := postgres.Open(ctx, dsn, quiet())
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-			return err
-		}
-		rs, err := rules.Load(medsettle.Rules())
-		if err != nil {
-			return err
-		}
-		raw, err := medsettle.Persons()
-		if err != nil {
-			return err
-		}
-		persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
-		if err != nil {
-			return err
-		}
-		return st.SeedPersons(ctx, persons)
-	}))
-}
-
-func quiet() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+func TestMain(m *testing.M) { pgfixture.Main(m) }
 
 const (
 	wuhanResident = "42010000000000000044" // a resident (390) insured in Wuhan (Hubei, 420000)
@@ -84,9 +53,7 @@ func newWorld(t *testing.T) *world {
 	hub.DelayBy = 300 * time.Millisecond
 	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)) }
 	open := func(prov string) province {
-		st, err := postgres.Open(context.Background(), pgtest.NewDB(t), quiet())
-		require.NoError(t, err)
-		t.Cleanup(st.Close)
+		st := pgfixture.Store(t)
 		e := &settlement.Engine{Rules: rs, Store: st, Province: prov, Hub: hub.For(prov), Now: now}
 		e.Reverser = &settlement.InlineReverser{Hub: e.Hub, Backoff: time.Millisecond}
 		hub.Register(prov, e)

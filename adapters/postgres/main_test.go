@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,43 +14,16 @@ import (
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
 // Every test database starts migrated and seeded with the 120 registry persons.
-func TestMain(m *testing.M) {
-	pgtest.Main(m, pgtest.WithTemplate(prepareTemplate))
-}
+func TestMain(m *testing.M) { pgfixture.Main(m) }
 
-func prepareTemplate(ctx context.Context, dsn string) error {
-	st, err := postgres.Open(ctx, dsn, quietLog())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-		return err
-	}
-	rs, err := rules.Load(medsettle.Rules())
-	if err != nil {
-		return err
-	}
-	raw, err := medsettle.Persons()
-	if err != nil {
-		return err
-	}
-	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
-	if err != nil {
-		return err
-	}
-	return st.SeedPersons(ctx, persons)
-}
-
-func quietLog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+func quietLog() *slog.Logger { return pgfixture.Quiet() }
 
 // clock is a settable time source so that settlements fall on chosen days.
 type clock struct {
