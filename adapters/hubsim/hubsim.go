@@ -50,6 +50,7 @@ type Sim struct {
 	mu      sync.Mutex
 	peers   map[string]settlement.HubPeer
 	faults  []Fault
+	failRev int // reversals still to fail with an unknown outcome
 	records []Record
 	pending sync.WaitGroup
 }
@@ -70,6 +71,14 @@ func (s *Sim) Register(province string, peer settlement.HubPeer) {
 func (s *Sim) Inject(faults ...Fault) {
 	s.mu.Lock()
 	s.faults = append(s.faults, faults...)
+	s.mu.Unlock()
+}
+
+// FailReverses makes the next n reversals fail with an unknown outcome, as
+// an unreachable insured province would.
+func (s *Sim) FailReverses(n int) {
+	s.mu.Lock()
+	s.failRev += n
 	s.mu.Unlock()
 }
 
@@ -181,6 +190,16 @@ func (e *endpoint) Reverse(ctx context.Context, r settlement.RemoteReverse) (set
 	to, peer, err := e.sim.route(r.InsuredRegion)
 	if err != nil {
 		return settlement.RemoteReverseAnswer{}, err
+	}
+	e.sim.mu.Lock()
+	fail := e.sim.failRev > 0
+	if fail {
+		e.sim.failRev--
+	}
+	e.sim.mu.Unlock()
+	if fail {
+		e.sim.record(Record{Kind: "reverse", From: e.from, To: to, Msgid: r.Msgid, Result: "dropped"})
+		return settlement.RemoteReverseAnswer{}, fmt.Errorf("hub: reversal %s dropped: %w", r.Msgid, settlement.ErrUnknownOutcome)
 	}
 	a, err := peer.ReverseForHub(ctx, r)
 	e.sim.record(Record{Kind: "reverse", From: e.from, To: to, Msgid: r.Msgid, Result: outcome(err)})
