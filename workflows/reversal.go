@@ -72,9 +72,15 @@ func (a *Activities) ReverseRemote(ctx context.Context, rev settlement.RemoteRev
 	return out, nil
 }
 
-// Register adds the workflows and activities to a worker.
+// Register adds a province's reversal workflow and activities to a worker.
 func Register(r worker.Registry, a *Activities) {
 	r.RegisterWorkflow(ReversalWorkflow)
+	r.RegisterActivity(a)
+}
+
+// RegisterHub adds the hub's clearing workflow and activities to a worker.
+func RegisterHub(r worker.Registry, a *ClearingActivities) {
+	r.RegisterWorkflow(ClearingWorkflow)
 	r.RegisterActivity(a)
 }
 

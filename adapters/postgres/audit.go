@@ -144,6 +144,24 @@ func auditSettlements(ctx context.Context, ptx pgx.Tx, txns map[string]*settleme
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	// Clearing postings claim their own transactions.
+	crow, err := ptx.Query(ctx, `SELECT ledger_txn_id FROM clearings WHERE ledger_txn_id <> ''`)
+	if err != nil {
+		return err
+	}
+	for crow.Next() {
+		var id string
+		if err := crow.Scan(&id); err != nil {
+			return err
+		}
+		if txns[id] == nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("clearing posting names ledger transaction %s, which is missing", id))
+		}
+		claimed[id] = true
+	}
+	if err := crow.Err(); err != nil {
+		return err
+	}
 	for id, t := range txns {
 		if !claimed[id] {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("ledger transaction %s (chain %s seq %d) has no settlement", id, t.Chain, t.Seq))
