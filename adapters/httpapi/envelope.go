@@ -23,7 +23,10 @@ const Path = "/fsi/api/rsfComIfsService/callService"
 const MaxInputChars = 40000
 
 // maxBody bounds a request body: the input limit plus the envelope's fields.
-const maxBody = 64 << 10
+// The limit counts characters, and one character takes up to 4 bytes of
+// UTF-8, so the input may take 4 × MaxInputChars bytes; 16 KiB is ample for
+// the envelope's other fields.
+const maxBody = 4*MaxInputChars + 16<<10
 
 // Envelope is a request as every HIS sends it.
 type Envelope struct {

@@ -122,10 +122,10 @@ func personInfo(s *Server, c *call) (any, error) {
 	brdy := p.Certno[6:10] + "-" + p.Certno[10:12] + "-" + p.Certno[12:14]
 	age := 0
 	if b, err := time.Parse("2006-01-02", brdy); err == nil {
-		now := time.Now().In(cst)
+		now := s.now().In(cst)
 		age = now.Year() - b.Year()
-		if now.YearDay() < b.YearDay() {
-			age--
+		if now.Month() < b.Month() || (now.Month() == b.Month() && now.Day() < b.Day()) {
+			age-- // the birthday is still to come this year (YearDay would be off by one in leap years)
 		}
 	}
 	psnType := "11" // 在职
@@ -767,7 +767,7 @@ func cumulative(s *Server, c *call) (any, error) {
 	if err := required("input.data.psn_no", d.PsnNo); err != nil {
 		return nil, err
 	}
-	year := time.Now().In(cst).Year()
+	year := s.now().In(cst).Year()
 	if d.CumYm != "" {
 		t, err := time.Parse("200601", d.CumYm)
 		if err != nil {

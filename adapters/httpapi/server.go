@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ func (s *Server) callService(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			status, ans.Infcode, ans.ErrMsg = http.StatusRequestEntityTooLarge, -1, "request body larger than 64 KiB"
+			status, ans.Infcode, ans.ErrMsg = http.StatusRequestEntityTooLarge, -1, "request body larger than "+strconv.Itoa(maxBody)+" bytes"
 			return
 		}
 		status, ans.Infcode, ans.ErrMsg = http.StatusBadRequest, -1, "reading request body failed"
@@ -181,6 +182,15 @@ func (s *Server) authorize(who Principal, env *Envelope, h handler) error {
 		return refuse("fixmedins_code %s is not an institution of region %s", env.FixmedinsCode, who.Region)
 	}
 	return nil
+}
+
+// now is the engine's clock, so that the dates a handler derives (a person's
+// age, the default year of 5206) agree with the engine's own.
+func (s *Server) now() time.Time {
+	if s.Engine != nil && s.Engine.Now != nil {
+		return s.Engine.Now()
+	}
+	return time.Now()
 }
 
 func refmsgid(t time.Time) string {

@@ -1,0 +1,652 @@
+// Package loadgen drives a running medsettle server the way a province's
+// counters would: many counters at once, each an institution with its key,
+// running outpatient visits, admissions, pharmacy sales, cancellations and
+// reversals through the fsiclient package, and reports throughput, latency
+// per infno and refusals.
+package loadgen
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/medsettle/medsettle/adapters/fsiclient"
+	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+// Key is one institution's API key.
+type Key struct {
+	Institution string
+	Key         string
+}
+
+// ParseKeys reads a keys file (rows `fixmedins_code,key`, `#` comments, an
+// optional header); bureau rows and sha256: hashes are skipped, since only a
+// usable institution key can drive a counter.
+func ParseKeys(r io.Reader) ([]Key, error) {
+	cr := csv.NewReader(r)
+	cr.Comment = '#'
+	cr.FieldsPerRecord = 2
+	var out []Key
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("keys: %w", err)
+		}
+		who, key := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
+		if who == "principal" || who == "fixmedins_code" || strings.HasPrefix(who, "bureau:") || strings.HasPrefix(key, "sha256:") {
+			continue
+		}
+		out = append(out, Key{Institution: who, Key: key})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("keys: no institution key (rows fixmedins_code,key)")
+	}
+	return out, nil
+}
+
+// Mix weighs the flows, relative to each other within a counter's kind: a
+// hospital counter runs Outpatient, Inpatient, Cancel
+// and Reverse flows, a pharmacy counter Pharmacy, Cancel and Reverse.
+type Mix struct {
+	Outpatient int // 1101, 2201, 2204 (1-5 lines), 2206, 2207
+	Inpatient  int // 1101, 2401, 3 × 2301, 2402, 2304
+	Pharmacy   int // 1101, 2102
+	Cancel     int // a settlement, then 2208 (2103 at a pharmacy)
+	Reverse    int // a settlement whose answer is taken as lost, then 2601
+}
+
+// DefaultMix is a day at the counters: mostly outpatient visits and sales.
+var DefaultMix = Mix{Outpatient: 60, Inpatient: 8, Pharmacy: 60, Cancel: 4, Reverse: 3}
+
+// ParseMix reads "outpatient=60,inpatient=8,pharmacy=100,cancel=4,reverse=3";
+// flows not named weigh 0.
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(val))
+		if !ok || err != nil || n < 0 {
+			return m, fmt.Errorf("mix: %q is not flow=weight", part)
+		}
+		switch strings.TrimSpace(name) {
+		case "outpatient":
+			m.Outpatient = n
+		case "inpatient":
+			m.Inpatient = n
+		case "pharmacy":
+			m.Pharmacy = n
+		case "cancel":
+			m.Cancel = n
+		case "reverse":
+			m.Reverse = n
+		default:
+			return m, fmt.Errorf("mix: unknown flow %q (outpatient, inpatient, pharmacy, cancel, reverse)", name)
+		}
+	}
+	if m == (Mix{}) {
+		return m, errors.New("mix: every weight is 0")
+	}
+	return m, nil
+}
+
+func (m Mix) String() string {
+	return fmt.Sprintf("outpatient=%d,inpatient=%d,pharmacy=%d,cancel=%d,reverse=%d", m.Outpatient, m.Inpatient, m.Pharmacy, m.Cancel, m.Reverse)
+}
+
+// Config is one load run. Exactly one of Duration and Count ends it.
+type Config struct {
+	URL      string
+	Keys     []Key
+	Counters int
+	Duration time.Duration // run this long (flows under way finish)
+	Count    int           // or run this many flows in all
+	Mix      Mix
+	Timeout  time.Duration // per attempt (default 15 s)
+	Rules    *rules.RuleSet
+	Catalogs fs.FS // the rules directory: catalogs/<province>.csv supply the codes
+	Persons  []settlement.Person
+	Seed     uint64 // 0: random
+}
+
+// Run drives the server until the duration or count is reached, or ctx ends.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Counters < 1 {
+		return nil, errors.New("loadgen: at least one counter")
+	}
+	if (cfg.Duration > 0) == (cfg.Count > 0) {
+		return nil, errors.New("loadgen: give a duration or a count")
+	}
+	if len(cfg.Persons) == 0 {
+		return nil, errors.New("loadgen: no persons")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	rep := newReport(cfg)
+	// One client per institution: msgids are unique within a client.
+	clients := map[string]*fsiclient.Client{}
+	var counters []*counter
+	for i := range cfg.Counters {
+		k := cfg.Keys[i%len(cfg.Keys)]
+		inst := cfg.Rules.Institutions[k.Institution]
+		if inst == nil {
+			return nil, fmt.Errorf("loadgen: %s in the keys file is not an institution of the rules", k.Institution)
+		}
+		c := clients[k.Institution]
+		if c == nil {
+			c = fsiclient.New(cfg.URL, k.Key, k.Institution, fsiclient.WithTimeout(cfg.Timeout),
+				fsiclient.WithInstitution(inst.Name, inst.Admdvs), fsiclient.WithObserver(rep.observe))
+			clients[k.Institution] = c
+		}
+		cat, err := loadCatalog(cfg.Catalogs, cfg.Rules.Province(inst.Admdvs))
+		if err != nil {
+			return nil, err
+		}
+		counters = append(counters, &counter{id: i, inst: inst, client: c, catalog: cat, rep: rep, mix: cfg.Mix,
+			rnd: rand.New(rand.NewPCG(seed, uint64(i))), persons: cfg.Persons})
+	}
+
+	var remaining atomic.Int64
+	remaining.Store(int64(cfg.Count))
+	deadline := time.Now().Add(cfg.Duration)
+	more := func() bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if cfg.Count > 0 {
+			return remaining.Add(-1) >= 0
+		}
+		return time.Now().Before(deadline)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, c := range counters {
+		wg.Go(func() {
+			for more() {
+				if err := c.flow(ctx); err != nil {
+					rep.fatal(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rep.Elapsed = time.Since(start)
+	return rep, rep.fatalErr()
+}
+
+// catalogItem is a code a counter may bill, with a plausible price.
+type catalogItem struct {
+	code     string
+	listType string
+	cap      string
+}
+
+func loadCatalog(fsys fs.FS, province string) ([]catalogItem, error) {
+	f, err := fsys.Open("catalogs/" + province + ".csv")
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: catalog of province %s: %w", province, err)
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	recs, err := cr.ReadAll()
+	if err != nil || len(recs) < 2 {
+		return nil, fmt.Errorf("loadgen: catalog of province %s: %v", province, err)
+	}
+	var out []catalogItem
+	for _, r := range recs[1:] {
+		if len(r) < 6 {
+			continue
+		}
+		out = append(out, catalogItem{code: r[0], listType: r[2], cap: r[5]})
+	}
+	return out, nil
+}
+
+// counter is one counter (收费窗口) of an institution.
+type counter struct {
+	id      int
+	inst    *rules.Institution
+	client  *fsiclient.Client
+	catalog []catalogItem
+	persons []settlement.Person
+	rep     *Report
+	mix     Mix
+	rnd     *rand.Rand
+	seq     int
+}
+
+// flow runs one flow chosen by the mix. A refusal or unknown outcome ends the
+// flow (it is counted by the observer); only a bad key ends the counter.
+func (c *counter) flow(ctx context.Context) error {
+	kind := c.pick()
+	err := c.run(ctx, kind)
+	c.rep.flowDone(kind, err)
+	var rf *fsiclient.Refusal
+	if errors.As(err, &rf) && rf.Status == 401 {
+		return fmt.Errorf("loadgen: the key of %s is refused: %s", c.inst.Code, rf.ErrMsg)
+	}
+	return nil
+}
+
+func (c *counter) pick() string {
+	type w struct {
+		name   string
+		weight int
+	}
+	var ws []w
+	if c.inst.Kind == rules.KindPharmacy {
+		ws = []w{{"pharmacy", c.mix.Pharmacy}, {"cancel", c.mix.Cancel}, {"reverse", c.mix.Reverse}}
+	} else {
+		ws = []w{{"outpatient", c.mix.Outpatient}, {"inpatient", c.mix.Inpatient}, {"cancel", c.mix.Cancel}, {"reverse", c.mix.Reverse}}
+	}
+	total := 0
+	for _, x := range ws {
+		total += x.weight
+	}
+	if total == 0 {
+		return ws[0].name
+	}
+	n := c.rnd.IntN(total)
+	for _, x := range ws {
+		if n < x.weight {
+			return x.name
+		}
+		n -= x.weight
+	}
+	return ws[0].name
+}
+
+func (c *counter) run(ctx context.Context, kind string) error {
+	pharmacy := c.inst.Kind == rules.KindPharmacy
+	switch {
+	case kind == "inpatient":
+		_, err := c.inpatient(ctx)
+		return err
+	case pharmacy:
+		s, p, err := c.sale(ctx)
+		if err != nil {
+			return err
+		}
+		return c.after(ctx, kind, s, p)
+	default:
+		s, p, err := c.outpatient(ctx)
+		if err != nil {
+			return err
+		}
+		return c.after(ctx, kind, s, p)
+	}
+}
+
+// after cancels (2208/2103) or reverses (2601) a settlement, for those flows.
+func (c *counter) after(ctx context.Context, kind string, s *fsiclient.Settlement, p *settlement.Person) error {
+	switch kind {
+	case "cancel":
+		_, err := c.client.Cancel(ctx, s)
+		return err
+	case "reverse":
+		infno := "2207"
+		if s.Info.MedType == "41" {
+			infno = "2102"
+		}
+		_, err := c.client.Reverse(ctx, p.PsnNo, s.Msgid, infno)
+		return err
+	}
+	return nil
+}
+
+// person picks a patient: mostly one insured in the institution's region.
+func (c *counter) person() *settlement.Person {
+	if c.rnd.IntN(5) > 0 {
+		for range 20 {
+			p := &c.persons[c.rnd.IntN(len(c.persons))]
+			if p.InsuredRegion == c.inst.Admdvs {
+				return p
+			}
+		}
+	}
+	return &c.persons[c.rnd.IntN(len(c.persons))]
+}
+
+// identify is 1101, by card or by ID number.
+func (c *counter) identify(ctx context.Context, p *settlement.Person) (string, string, error) {
+	certType, certNo := "03", p.CardNo
+	if c.rnd.IntN(2) == 0 {
+		certType, certNo = "02", p.Certno
+	}
+	_, err := c.client.Person(ctx, certType, certNo)
+	return certType, certNo, err
+}
+
+// fees returns n lines from the catalog, of the list types given (none: any).
+func (c *counter) fees(n int, prefix string, types ...string) []fsiclient.Fee {
+	var pool []catalogItem
+	for _, it := range c.catalog {
+		if len(types) == 0 || slices.Contains(types, it.listType) {
+			pool = append(pool, it)
+		}
+	}
+	out := make([]fsiclient.Fee, 0, n)
+	used := map[string]bool{}
+	for len(out) < n && len(used) < len(pool) {
+		it := pool[c.rnd.IntN(len(pool))]
+		if used[it.code] {
+			continue
+		}
+		used[it.code] = true
+		c.seq++
+		out = append(out, fsiclient.Fee{SN: fmt.Sprintf("%s%d", prefix, len(out)+1), Code: it.code,
+			Cnt: strconv.Itoa(1 + c.rnd.IntN(4)), Pric: c.price(it)})
+	}
+	return out
+}
+
+// price is a unit price for an item: drugs cheap, services and materials dearer,
+// sometimes above an item's price cap.
+func (c *counter) price(it catalogItem) string {
+	var cents int
+	switch it.listType {
+	case "drug":
+		cents = 200 + c.rnd.IntN(15000)
+	case "material":
+		cents = 500 + c.rnd.IntN(60000)
+	default:
+		cents = 1000 + c.rnd.IntN(40000)
+	}
+	if capM, err := rules.ParseMoney(it.cap); err == nil && it.cap != "" && c.rnd.IntN(4) > 0 {
+		cents = min(cents, int(capM)) // most of the time within the cap
+	}
+	return rules.Money(cents).String()
+}
+
+func (c *counter) outpatient(ctx context.Context) (*fsiclient.Settlement, *settlement.Person, error) {
+	p := c.person()
+	certType, certNo, err := c.identify(ctx, p)
+	if err != nil {
+		return nil, p, err
+	}
+	v, err := c.client.RegisterOutpatient(ctx, fsiclient.Registration{PsnNo: p.PsnNo, Insutype: p.Insutype, CertType: certType,
+		CertNo: certNo, IptOtpNo: fmt.Sprintf("MZ%d%06d", c.id, c.rnd.IntN(1000000)), MedType: "11", DeptCode: "A03", DeptName: "内科"})
+	if err != nil {
+		return nil, p, err
+	}
+	fees := c.fees(1+c.rnd.IntN(5), "")
+	if _, err := c.client.UploadFees(ctx, v, "B1", fees); err != nil {
+		return nil, p, err
+	}
+	total, err := fsiclient.Total(fees)
+	if err != nil {
+		return nil, p, err
+	}
+	params := fsiclient.SettleParams{Insutype: p.Insutype, MedType: "11", MedfeeSumamt: total, UseAccount: c.rnd.IntN(10) < 7,
+		CertType: certType, CertNo: certNo}
+	if _, err := c.client.PreSettle(ctx, v, params); err != nil {
+		return nil, p, err
+	}
+	s, err := c.client.Settle(ctx, v, params)
+	return s, p, err
+}
+
+func (c *counter) inpatient(ctx context.Context) (*fsiclient.Settlement, error) {
+	p := c.person()
+	certType, certNo, err := c.identify(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	begin := time.Now().Add(-72 * time.Hour)
+	v, err := c.client.Admit(ctx, fsiclient.Registration{PsnNo: p.PsnNo, Insutype: p.Insutype, CertType: certType, CertNo: certNo,
+		IptOtpNo: fmt.Sprintf("ZY%d%06d", c.id, c.rnd.IntN(1000000)), Begin: begin, DiseCodg: "J18.900", DiseName: "肺炎"})
+	if err != nil {
+		return nil, err
+	}
+	var all []fsiclient.Fee
+	for day := range 3 {
+		fees := c.fees(2+c.rnd.IntN(3), fmt.Sprintf("D%d-", day+1))
+		for i := range fees {
+			fees[i].Time = begin.Add(time.Duration(day)*24*time.Hour + 10*time.Hour)
+		}
+		if _, err := c.client.UploadFees(ctx, v, fmt.Sprintf("D%d", day+1), fees); err != nil {
+			return nil, err
+		}
+		all = append(all, fees...)
+	}
+	if err := c.client.Discharge(ctx, v, time.Time{}, "J18.900", "肺炎"); err != nil {
+		return nil, err
+	}
+	total, err := fsiclient.Total(all)
+	if err != nil {
+		return nil, err
+	}
+	return c.client.Settle(ctx, v, fsiclient.SettleParams{Insutype: p.Insutype, MedType: "21", MedfeeSumamt: total,
+		UseAccount: c.rnd.IntN(2) == 0, CertType: certType, CertNo: certNo})
+}
+
+func (c *counter) sale(ctx context.Context) (*fsiclient.Settlement, *settlement.Person, error) {
+	p := c.person()
+	certType, certNo, err := c.identify(ctx, p)
+	if err != nil {
+		return nil, p, err
+	}
+	s, err := c.client.PharmacySettle(ctx, fsiclient.Sale{PsnNo: p.PsnNo, Insutype: p.Insutype, UseAccount: c.rnd.IntN(10) < 8,
+		CertType: certType, CertNo: certNo, Fees: c.fees(1+c.rnd.IntN(3), "", "drug")})
+	return s, p, err
+}
+
+// Report is what a run measured.
+type Report struct {
+	Counters int
+	Mix      Mix
+	Elapsed  time.Duration
+
+	mu       sync.Mutex
+	latency  map[string][]time.Duration // by infno, answered messages
+	refused  map[string]*tally          // infcode -1, by infno
+	failed   map[string]*tally          // no answer (unknown outcome, transport), by infno
+	flows    map[string]int
+	flowErrs map[string]int
+	fatalE   error
+}
+
+type tally struct {
+	n     int
+	first string
+}
+
+func newReport(cfg Config) *Report {
+	return &Report{Counters: cfg.Counters, Mix: cfg.Mix, latency: map[string][]time.Duration{}, refused: map[string]*tally{},
+		failed: map[string]*tally{}, flows: map[string]int{}, flowErrs: map[string]int{}}
+}
+
+func (r *Report) observe(o fsiclient.Observation) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var rf *fsiclient.Refusal
+	switch {
+	case o.Err == nil:
+		r.latency[o.Infno] = append(r.latency[o.Infno], o.Elapsed)
+	case errors.As(o.Err, &rf) && o.Answer != nil:
+		r.latency[o.Infno] = append(r.latency[o.Infno], o.Elapsed)
+		count(r.refused, o.Infno, rf.ErrMsg)
+	default:
+		count(r.failed, o.Infno, o.Err.Error())
+	}
+}
+
+func count(m map[string]*tally, infno, msg string) {
+	t := m[infno]
+	if t == nil {
+		t = &tally{first: msg}
+		m[infno] = t
+	}
+	t.n++
+}
+
+func (r *Report) flowDone(kind string, err error) {
+	r.mu.Lock()
+	r.flows[kind]++
+	if err != nil {
+		r.flowErrs[kind]++
+	}
+	r.mu.Unlock()
+}
+
+func (r *Report) fatal(err error) {
+	r.mu.Lock()
+	if r.fatalE == nil {
+		r.fatalE = err
+	}
+	r.mu.Unlock()
+}
+
+func (r *Report) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatalE
+}
+
+// Transactions is the number of messages answered (refusals included).
+func (r *Report) Transactions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, l := range r.latency {
+		n += len(l)
+	}
+	return n
+}
+
+// Settlements is the number of settlements made (2207, 2304, 2102 answered with infcode 0).
+func (r *Report) Settlements() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, infno := range []string{"2207", "2304", "2102"} {
+		n += len(r.latency[infno])
+		if t := r.refused[infno]; t != nil {
+			n -= t.n
+		}
+	}
+	return n
+}
+
+// Refusals is the number of infcode -1 answers.
+func (r *Report) Refusals() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, t := range r.refused {
+		n += t.n
+	}
+	return n
+}
+
+// Print writes the report as a table.
+func (r *Report) Print(w io.Writer) {
+	tx, st, rf := r.Transactions(), r.Settlements(), r.Refusals()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	secs := r.Elapsed.Seconds()
+	if secs == 0 {
+		secs = 1e-9
+	}
+	fmt.Fprintf(w, "medsettle load: %d counters, %s, mix %s\n", r.Counters, r.Elapsed.Round(time.Millisecond), r.Mix)
+	var flows []string
+	for _, k := range []string{"outpatient", "inpatient", "pharmacy", "cancel", "reverse"} {
+		if n := r.flows[k]; n > 0 {
+			s := fmt.Sprintf("%s %d", k, n)
+			if e := r.flowErrs[k]; e > 0 {
+				s += fmt.Sprintf(" (%d ended early)", e)
+			}
+			flows = append(flows, s)
+		}
+	}
+	fmt.Fprintf(w, "flows: %s\n", strings.Join(flows, ", "))
+	nfail := 0
+	for _, t := range r.failed {
+		nfail += t.n
+	}
+	fmt.Fprintf(w, "transactions %d (%.1f/s), settlements %d (%.1f/s), refusals (infcode -1) %d, unanswered %d\n\n",
+		tx, float64(tx)/secs, st, float64(st)/secs, rf, nfail)
+	infnos := make([]string, 0, len(r.latency))
+	for k := range r.latency {
+		infnos = append(infnos, k)
+	}
+	for k := range r.failed {
+		if _, ok := r.latency[k]; !ok {
+			infnos = append(infnos, k)
+		}
+	}
+	sort.Strings(infnos)
+	fmt.Fprintf(w, "%-6s %8s %9s %9s %9s %9s %8s\n", "infno", "count", "p50", "p95", "p99", "max", "refused")
+	for _, k := range infnos {
+		l := slices.Clone(r.latency[k])
+		slices.Sort(l)
+		nref := 0
+		if t := r.refused[k]; t != nil {
+			nref = t.n
+		}
+		fmt.Fprintf(w, "%-6s %8d %9s %9s %9s %9s %8d\n", k, len(l), pct(l, 0.50), pct(l, 0.95), pct(l, 0.99), pct(l, 1), nref)
+	}
+	if len(r.refused) > 0 {
+		fmt.Fprintln(w, "\nrefusals (infcode -1) by infno, with the first err_msg:")
+		for _, k := range sortedKeys(r.refused) {
+			fmt.Fprintf(w, "  %s  %6d  %s\n", k, r.refused[k].n, r.refused[k].first)
+		}
+	}
+	if len(r.failed) > 0 {
+		fmt.Fprintln(w, "\nunanswered (transport errors, unknown outcomes) by infno, with the first error:")
+		for _, k := range sortedKeys(r.failed) {
+			fmt.Fprintf(w, "  %s  %6d  %s\n", k, r.failed[k].n, r.failed[k].first)
+		}
+	}
+}
+
+func sortedKeys(m map[string]*tally) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pct is the q-quantile of sorted durations (nearest rank).
+func pct(sorted []time.Duration, q float64) string {
+	if len(sorted) == 0 {
+		return "-"
+	}
+	i := int(float64(len(sorted))*q+0.999999) - 1
+	i = max(0, min(i, len(sorted)-1))
+	d := sorted[i]
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
