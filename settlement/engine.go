@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -687,6 +688,9 @@ type CancelInput struct {
 	SetlID  string
 	MdtrtID string
 	PsnNo   string
+	// MedTypes, when set, are the med_types this cancel may undo: 2208
+	// cancels outpatient settlements, 2305 inpatient ones, 2103 pharmacy sales.
+	MedTypes []string
 }
 
 // Cancel reverses a standing settlement: a new settlement with every amount
@@ -728,6 +732,9 @@ func (e *Engine) cancel(ctx context.Context, tx Tx, inst string, in CancelInput,
 	if in.PsnNo != "" && in.PsnNo != s.PsnNo {
 		return nil, Errorf(EINVALID, "psn_no %s is not the person of settlement %s", in.PsnNo, s.SetlID)
 	}
+	if len(in.MedTypes) > 0 && !slices.Contains(in.MedTypes, s.MedType) {
+		return nil, Errorf(EINVALID, "setl_id %s is a med_type %s settlement, which this transaction does not cancel", s.SetlID, s.MedType)
+	}
 	if s.Status != Settled {
 		return nil, Errorf(ECONFLICT, "settlement %s is already cancelled", s.SetlID)
 	}
@@ -757,6 +764,7 @@ func (e *Engine) cancelSettlement(ctx context.Context, tx Tx, s *Settlement, msg
 	}
 	r.visit = v
 	if s.Role == RoleTreatment {
+		r.Info.Balc = s.Info.Balc + s.Info.AcctPay // the insured province keeps the account; this is its balance as of the reversal
 		err = e.commitSide(ctx, tx, r, TxnCancel)
 	} else {
 		var yc YearCounters
@@ -764,6 +772,7 @@ func (e *Engine) cancelSettlement(ctx context.Context, tx Tx, s *Settlement, msg
 			return nil, err
 		}
 		yc.Counters = r.Delta.Apply(yc.Counters)
+		r.Info.Balc = yc.Counters.AcctBalc // the balance after the reversal, not the original's
 		err = e.commit(ctx, tx, r, yc, TxnCancel)
 	}
 	if err != nil {
@@ -914,13 +923,13 @@ type ReverseAnswer struct {
 // recorded as reversed so that it is refused if it arrives later. Reversing
 // twice is harmless. Errors: EINVALID (oinfno does not match or cannot be
 // reversed), ECONFLICT (the visit moved on: cancel its settlement first).
-func (e *Engine) Reverse(ctx context.Context, msg Msg, omsgid, oinfno string) (ReverseAnswer, error) {
+func (e *Engine) Reverse(ctx context.Context, msg Msg, omsgid, oinfno, psnNo string) (ReverseAnswer, error) {
 	now := e.now()
 	var out ReverseAnswer
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
 		out, err = idempotent(ctx, tx, msg, now, func() (ReverseAnswer, string, error) {
-			a, err := e.reverse(ctx, tx, msg, omsgid, oinfno, now)
+			a, err := e.reverse(ctx, tx, msg, omsgid, oinfno, psnNo, now)
 			return a, omsgid, err
 		})
 		return err
@@ -928,7 +937,7 @@ func (e *Engine) Reverse(ctx context.Context, msg Msg, omsgid, oinfno string) (R
 	return out, err
 }
 
-func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno string, now time.Time) (ReverseAnswer, error) {
+func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno, psnNo string, now time.Time) (ReverseAnswer, error) {
 	ans := ReverseAnswer{Omsgid: omsgid}
 	if omsgid == "" || omsgid == msg.ID {
 		return ans, Errorf(EINVALID, "omsgid %q: name the message to reverse", omsgid)
@@ -961,6 +970,9 @@ func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno str
 		if err != nil {
 			return ans, err
 		}
+		if s != nil && psnNo != "" && s.PsnNo != psnNo {
+			return ans, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, omsgid)
+		}
 		if s != nil && s.Status == Settled {
 			r, err := e.cancel(ctx, tx, msg.Institution, CancelInput{SetlID: s.SetlID}, msg.ID, now)
 			if err != nil {
@@ -973,6 +985,9 @@ func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno str
 		v, err := tx.Visit(ctx, om.Ref)
 		if err != nil {
 			return ans, err
+		}
+		if v != nil && psnNo != "" && v.PsnNo != psnNo {
+			return ans, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, omsgid)
 		}
 		if v != nil && v.Status == VisitSettled {
 			return ans, Errorf(ECONFLICT, "visit %s is settled: reverse or cancel its settlement first", v.MdtrtID)
@@ -988,6 +1003,9 @@ func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno str
 		v, err := tx.Visit(ctx, mdtrtID)
 		if err != nil {
 			return ans, err
+		}
+		if v != nil && psnNo != "" && v.PsnNo != psnNo {
+			return ans, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, omsgid)
 		}
 		if v != nil && v.Status != VisitOpen {
 			return ans, Errorf(ECONFLICT, "visit %s is %s: its lines are final", v.MdtrtID, v.Status)

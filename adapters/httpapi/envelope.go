@@ -191,7 +191,7 @@ func parseTime(path, s string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.ParseInLocation(timeLayout, s, cst)
-	if err != nil {
+	if err != nil || len(s) != len(timeLayout) { // Go's parser would take fractional seconds too
 		return time.Time{}, refuse("%s %q is not a yyyy-MM-dd HH:mm:ss time", path, s)
 	}
 	return t, nil

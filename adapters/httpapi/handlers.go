@@ -523,6 +523,9 @@ func settleOutput(a settlement.SettleAnswer, msgid string) SettleOutput {
 
 // --- 2208 / 2305 / 2103 ---
 
+// cancelsMedTypes is what each cancel transaction may undo.
+var cancelsMedTypes = map[string][]string{"2208": {"11", "14"}, "2305": {"21"}, "2103": {"41"}}
+
 func cancelSettlement(s *Server, c *call) (any, error) {
 	var in struct {
 		Data struct {
@@ -543,7 +546,8 @@ func cancelSettlement(s *Server, c *call) (any, error) {
 			return nil, err
 		}
 	}
-	a, err := s.Engine.Cancel(c.ctx, c.msg, settlement.CancelInput{SetlID: d.SetlID, MdtrtID: d.MdtrtID, PsnNo: d.PsnNo})
+	a, err := s.Engine.Cancel(c.ctx, c.msg, settlement.CancelInput{SetlID: d.SetlID, MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
+		MedTypes: cancelsMedTypes[c.env.Infno]})
 	if err != nil {
 		return nil, err
 	}
@@ -614,7 +618,7 @@ func reverse(s *Server, c *call) (any, error) {
 	if err := checkMsgid(d.Omsgid, c.env.FixmedinsCode); err != nil {
 		return nil, refuse("input.data.omsgid: %v", err)
 	}
-	a, err := s.Engine.Reverse(c.ctx, c.msg, d.Omsgid, d.Oinfno)
+	a, err := s.Engine.Reverse(c.ctx, c.msg, d.Omsgid, d.Oinfno, d.PsnNo)
 	if err != nil {
 		return nil, err
 	}

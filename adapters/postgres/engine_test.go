@@ -178,7 +178,7 @@ func TestPharmacyAndReversal(t *testing.T) {
 	require.Equal(t, pre.Info, got.Info)
 
 	// 2601: the counter never got the answer; the settlement is reversed.
-	r, err := e.engine.Reverse(ctx, newMsg(hohhotPharmacy, "2601"), msg.ID, "2102")
+	r, err := e.engine.Reverse(ctx, newMsg(hohhotPharmacy, "2601"), msg.ID, "2102", hohhotEmployee)
 	require.NoError(t, err)
 	require.Equal(t, "reversed", r.Outcome)
 	require.NotNil(t, r.Setl)
@@ -193,7 +193,7 @@ func TestPharmacyAndReversal(t *testing.T) {
 
 	// 2601 of a message that never arrived: recorded, and refused when it arrives late.
 	lost := newMsg(hohhotPharmacy, "2102")
-	r, err = e.engine.Reverse(ctx, newMsg(hohhotPharmacy, "2601"), lost.ID, "2102")
+	r, err = e.engine.Reverse(ctx, newMsg(hohhotPharmacy, "2601"), lost.ID, "2102", hohhotEmployee)
 	require.NoError(t, err)
 	require.Equal(t, "voided", r.Outcome)
 	before := e.rowCounts(t)
@@ -361,4 +361,28 @@ func priceDirect(t *testing.T, e *env, c *rules.Claim) *rules.Result {
 	res, err := e.rules.Price(c)
 	require.NoError(t, err)
 	return res
+}
+
+// A cancel undoes only its own kind of settlement, a 2601 names the right
+// person, and a reversal reports the balance after it.
+func TestCancelAndReverseAreScoped(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "002302000010000", "1", "350.00", "350.00"))
+	m := newMsg(hohhotHospital, "2207")
+	got, err := e.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, UseAccount: true})
+	require.NoError(t, err)
+	require.NotZero(t, got.Info.AcctPay)
+
+	before := e.rowCounts(t)
+	_, err = e.engine.Cancel(ctx, newMsg(hohhotHospital, "2103"), settlement.CancelInput{SetlID: got.SetlID, PsnNo: hohhotEmployee, MedTypes: []string{"41"}})
+	require.Equal(t, settlement.EINVALID, settlement.ErrorCode(err), "a pharmacy cancel does not undo an outpatient settlement")
+	_, err = e.engine.Reverse(ctx, newMsg(hohhotHospital, "2601"), m.ID, "2207", "15010000000000000004")
+	require.Equal(t, settlement.EINVALID, settlement.ErrorCode(err), "2601 must name the settlement's person")
+	require.Equal(t, before, e.rowCounts(t))
+
+	r, err := e.engine.Reverse(ctx, newMsg(hohhotHospital, "2601"), m.ID, "2207", hohhotEmployee)
+	require.NoError(t, err)
+	require.Equal(t, got.Info.Balc+got.Info.AcctPay, r.Setl.Info.Balc, "the reversal shows the balance restored")
+	require.Equal(t, rules.Money(488269), r.Setl.Info.Balc)
 }
