@@ -469,3 +469,52 @@ func (r *InlineReverser) StartReversal(ctx context.Context, rev RemoteReverse) e
 	}
 	return fmt.Errorf("reversing msgid %s: %w", rev.Msgid, err)
 }
+
+// reverseRemote is 2601 of a cross-province settlement at the treatment
+// side: the insured side is reversed through the hub first, then this side
+// cancels its settlement and marks the original message reversed.
+func (e *Engine) reverseRemote(ctx context.Context, msg Msg, omsgid string, s *Settlement, now time.Time) (ReverseAnswer, error) {
+	if e.Hub == nil {
+		return ReverseAnswer{}, Errorf(EINVALID, "settlement %s was settled through the hub, and no hub is configured", s.SetlID)
+	}
+	rev := RemoteReverse{Msgid: s.Msgid, Institution: s.Institution, InsuredRegion: s.InsuredRegion,
+		TreatmentProvince: e.Province, PsnNo: s.PsnNo}
+	if _, err := e.Hub.Reverse(ctx, rev); err != nil {
+		if errors.Is(err, ErrUnknownOutcome) || ErrorCode(err) == EINTERNAL {
+			return ReverseAnswer{}, Errorf(ECONFLICT, "the insured province did not confirm the reversal of %s; send this 2601 again", omsgid)
+		}
+		return ReverseAnswer{}, err
+	}
+	var out ReverseAnswer
+	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		out, err = idempotent(ctx, tx, msg, now, func() (ReverseAnswer, string, error) {
+			ans := ReverseAnswer{Omsgid: omsgid, Outcome: "reversed"}
+			cur, err := tx.Settlement(ctx, s.SetlID)
+			if err != nil {
+				return ans, "", err
+			}
+			if cur != nil && cur.Status == Settled {
+				r, err := e.cancelSettlement(ctx, tx, cur, msg.ID, now)
+				if err != nil {
+					return ans, "", err
+				}
+				a := answerOf(r)
+				ans.Setl = &a
+			}
+			om, err := tx.Message(ctx, omsgid)
+			if err != nil {
+				return ans, "", err
+			}
+			if om != nil {
+				om.Status = MessageReversed
+				if err := tx.PutMessage(ctx, om); err != nil {
+					return ans, "", err
+				}
+			}
+			return ans, omsgid, nil
+		})
+		return err
+	})
+	return out, err
+}

@@ -816,6 +816,10 @@ func (e *Engine) PharmacyPreSettle(ctx context.Context, inst string, in Pharmacy
 		out, err = e.pharmacy(ctx, &previewTx{Tx: tx}, inst, in, "", now)
 		return err
 	})
+	var rc *remoteClaim
+	if errors.As(err, &rc) {
+		return e.preSettleRemote(ctx, inst, SettleInput{UseAccount: in.UseAccount}, rc, now)
+	}
 	return out, err
 }
 
@@ -831,6 +835,21 @@ func (e *Engine) PharmacySettle(ctx context.Context, msg Msg, in PharmacyInput) 
 		})
 		return err
 	})
+	var rc *remoteClaim
+	if errors.As(err, &rc) {
+		// A sale to a person insured in another province: the visit and its
+		// lines are stored first, then settled through the hub.
+		err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
+			if err := tx.PutVisit(ctx, rc.visit); err != nil {
+				return err
+			}
+			return tx.PutLines(ctx, rc.lines)
+		})
+		if err != nil {
+			return SettleAnswer{}, err
+		}
+		return e.settleRemote(ctx, msg, SettleInput{UseAccount: in.UseAccount}, rc, now)
+	}
 	return out, err
 }
 
@@ -934,6 +953,10 @@ func (e *Engine) Reverse(ctx context.Context, msg Msg, omsgid, oinfno, psnNo str
 		})
 		return err
 	})
+	var rc *remoteCancel
+	if errors.As(err, &rc) {
+		return e.reverseRemote(ctx, msg, omsgid, rc.settlement, now)
+	}
 	return out, err
 }
 

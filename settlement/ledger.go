@@ -79,7 +79,10 @@ func ChainOf(psnNo string) string { return "psn:" + psnNo }
 // GenesisHash is PrevHash of the first transaction of every chain.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// Balanced reports whether the entries sum to zero and none is zero.
+// Balanced reports whether the entries sum to zero and none is zero. A
+// transaction without entries balances: the insured side of a claim the funds
+// paid nothing for moves no money, but its settlement still gets its link in
+// the chain.
 func (t *LedgerTxn) Balanced() bool {
 	var sum rules.Money
 	for _, e := range t.Entries {
@@ -88,7 +91,7 @@ func (t *LedgerTxn) Balanced() bool {
 		}
 		sum += e.Amount
 	}
-	return len(t.Entries) >= 2 && sum == 0
+	return len(t.Entries) != 1 && sum == 0
 }
 
 // ComputeHash is SHA-256 over PrevHash and a canonical form of the transaction.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -89,6 +90,10 @@ func (e *Engine) ManualSettle(ctx context.Context, c ManualClaim) (SettleAnswer,
 		})
 		return err
 	})
+	var rc *remoteClaim
+	if errors.As(err, &rc) {
+		return SettleAnswer{}, Errorf(EINVALID, "claim %s: psn_no %s is insured in another province: claim there", c.ClaimID, c.PsnNo)
+	}
 	if err != nil {
 		return SettleAnswer{}, fmt.Errorf("claim %s: %w", c.ClaimID, err)
 	}

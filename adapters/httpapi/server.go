@@ -162,6 +162,13 @@ func (s *Server) errMsg(c *call, err error) string {
 // authorize scopes a principal: an institution acts only as itself; a
 // bureau reads, for its own region only.
 func (s *Server) authorize(who Principal, env *Envelope, h handler) error {
+	if p := s.Engine.Province; p != "" {
+		// A province's platform serves the institutions of its province.
+		if inst := s.Engine.Rules.Institutions[env.FixmedinsCode]; inst != nil && s.Engine.Rules.Province(inst.Admdvs) != p {
+			return refuse("fixmedins_code %s is an institution of province %s; this is the platform of province %s",
+				env.FixmedinsCode, s.Engine.Rules.Province(inst.Admdvs), p)
+		}
+	}
 	if !who.IsBureau() {
 		if who.Institution != env.FixmedinsCode {
 			return refuse("fixmedins_code %s is not the institution of this API key", env.FixmedinsCode)

@@ -16,17 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/postgres"
-	"github.com/medsettle/medsettle/adapters/postgres/localpg"
-	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
 func init() {
 	register("serve", "serve the counter interface (production: --dsn, --keys, TLS)", runServe)
-	register("dev", "run everything on this machine: a throwaway PostgreSQL, seeded, dev keys, :8080", runDev)
 	register("keys hash", "print the sha256: form of a key read on stdin, for a production keys file", runKeysHash)
 }
 
@@ -81,7 +77,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return 1
 		}
 	}
-	srv, err := newServer(rs, st, raw, log)
+	srv, err := newServer(&settlement.Engine{Rules: rs, Store: st}, st, raw, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "medsettle serve:", err)
 		return 1
@@ -90,7 +86,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 // newServer wires the engine, the store and the keys into the HTTP server.
-func newServer(rs *rules.RuleSet, st *postgres.Store, keys []byte, log *slog.Logger) (*httpapi.Server, error) {
+func newServer(e *settlement.Engine, st *postgres.Store, keys []byte, log *slog.Logger) (*httpapi.Server, error) {
 	k, err := httpapi.LoadKeys(bytes.NewReader(keys))
 	if err != nil {
 		return nil, err
@@ -104,7 +100,7 @@ func newServer(rs *rules.RuleSet, st *postgres.Store, keys []byte, log *slog.Log
 		Help: "Database write transactions committed."},
 		func() float64 { return float64(st.Stats().Commits) }))
 	return &httpapi.Server{
-		Engine:   &settlement.Engine{Rules: rs, Store: st},
+		Engine:   e,
 		Keys:     k,
 		Log:      log,
 		Registry: reg,
@@ -154,64 +150,6 @@ func listenAndServe(ctx context.Context, srv *httpapi.Server, addr, cert, key st
 		return 1
 	}
 	return 0
-}
-
-func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
-	dataDir := fs.String("data-dir", "", "keep the database in this directory across runs (default: a temporary one, removed on exit)")
-	pgPort := fs.Int("pg-port", 0, "PostgreSQL port (default: a free one)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	rs, err := loadRules("")
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	start, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	cluster, err := localpg.StartWith(start, localpg.Options{Dir: *dataDir, Durable: *dataDir != "", Port: *pgPort})
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	defer func() {
-		if err := cluster.Stop(); err != nil {
-			log.Error("stopping PostgreSQL", "err", err)
-		}
-	}()
-	dsn := cluster.DSN("postgres")
-	st, err := postgres.Open(start, dsn, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	defer st.Close()
-	if err := postgres.Migrate(start, st.Pool()); err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	n, err := seedRegistry(start, st, "")
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	keys, err := medsettle.DevKeys()
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	srv, err := newServer(rs, st, keys, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "medsettle dev: PostgreSQL %s (data in %s), %d persons, %d institutions, dev keys from testdata/dev-keys.csv\n",
-		dsn, cluster.Dir, n, len(rs.Institutions))
-	return listenAndServe(ctx, srv, *listen, "", "", log, stdout)
 }
 
 func runKeysHash(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
