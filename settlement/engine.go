@@ -63,15 +63,16 @@ type Msg struct {
 	Digest      string
 }
 
-// idempotent runs op once per msgid inside tx. A stored answer is replayed;
-// a refusal is not stored, so a corrected request may reuse the msgid... no:
-// a refused request wrote nothing, and the same msgid may be tried again.
+// idempotent runs op once per msgid inside tx. A stored answer is replayed.
+// A refusal rolls the transaction back, the msgid claim included: a refused
+// request writes nothing, and the same msgid may be tried again.
 func idempotent[T any](ctx context.Context, tx Tx, msg Msg, now time.Time, op func() (T, string, error)) (T, error) {
 	var zero T
 	if msg.ID == "" {
 		return zero, Errorf(EINVALID, "msgid is required")
 	}
-	m, err := tx.Message(ctx, msg.ID)
+	m, err := tx.ClaimMessage(ctx, &Message{Msgid: msg.ID, Infno: msg.Infno, Institution: msg.Institution,
+		Digest: msg.Digest, Created: now})
 	if err != nil {
 		return zero, err
 	}

@@ -15,7 +15,7 @@ import (
 // The clearing part of settlement.Tx (settlement.ClearingStore).
 
 func (t *tx) Uncleared(ctx context.Context, role settlement.Role, before time.Time) ([]settlement.Settlement, error) {
-	rows, err := t.tx.Query(ctx, `SELECT `+settlementCols+` FROM settlements
+	rows, err := t.query(ctx, `SELECT `+settlementCols+` FROM settlements
 		WHERE role = $1 AND cleared_period = '' AND setl_time < $2 ORDER BY setl_time, setl_id`, string(role), before)
 	if err != nil {
 		return nil, fmt.Errorf("reading uncleared settlements: %w", err)
@@ -35,7 +35,7 @@ func (t *tx) Uncleared(ctx context.Context, role settlement.Role, before time.Ti
 func (t *tx) ClearingRecord(ctx context.Context, period settlement.Period, counterparty, kind string) (*settlement.ClearingRecord, error) {
 	r := settlement.ClearingRecord{Period: period, Counterparty: counterparty, Kind: kind}
 	var total, items string
-	err := t.tx.QueryRow(ctx, `SELECT total::TEXT, items, ledger_txn_id, created_at FROM clearings
+	err := t.queryRow(ctx, `SELECT total::TEXT, items, ledger_txn_id, created_at FROM clearings
 		WHERE period = $1 AND counterparty = $2 AND kind = $3`, string(period), counterparty, kind).
 		Scan(&total, &items, &r.LedgerTxnID, &r.Created)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -52,17 +52,15 @@ func (t *tx) ClearingRecord(ctx context.Context, period settlement.Period, count
 }
 
 func (t *tx) PutClearingRecord(ctx context.Context, r *settlement.ClearingRecord) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO clearings (period, counterparty, kind, total, items, ledger_txn_id, created_at)
+	t.queue(wrapErr("storing clearing %s/%s/%s", r.Period, r.Counterparty, r.Kind),
+		`INSERT INTO clearings (period, counterparty, kind, total, items, ledger_txn_id, created_at)
 		VALUES ($1, $2, $3, $4::TEXT::DECIMAL(18,2), $5, $6, $7)`,
 		string(r.Period), r.Counterparty, r.Kind, r.Total.String(), string(r.Items), r.LedgerTxnID, r.Created)
-	if err != nil {
-		return fmt.Errorf("storing clearing %s/%s/%s: %w", r.Period, r.Counterparty, r.Kind, err)
-	}
 	return nil
 }
 
 func (t *tx) ClearingRecords(ctx context.Context, counterparty, kind string) ([]settlement.ClearingRecord, error) {
-	rows, err := t.tx.Query(ctx, `SELECT period, total::TEXT, ledger_txn_id, created_at FROM clearings
+	rows, err := t.query(ctx, `SELECT period, total::TEXT, ledger_txn_id, created_at FROM clearings
 		WHERE counterparty = $1 AND kind = $2 ORDER BY period`, counterparty, kind)
 	if err != nil {
 		return nil, fmt.Errorf("reading clearings with %s: %w", counterparty, err)
@@ -88,7 +86,7 @@ func (t *tx) MarkCleared(ctx context.Context, setlIDs []string, period settlemen
 	if len(setlIDs) == 0 {
 		return nil
 	}
-	tag, err := t.tx.Exec(ctx, `UPDATE settlements SET cleared_period = $2 WHERE setl_id = ANY($1) AND cleared_period = ''`,
+	tag, err := t.exec(ctx, `UPDATE settlements SET cleared_period = $2 WHERE setl_id = ANY($1) AND cleared_period = ''`,
 		setlIDs, string(period))
 	if err != nil {
 		return fmt.Errorf("marking settlements cleared in %s: %w", period, err)
@@ -101,7 +99,7 @@ func (t *tx) MarkCleared(ctx context.Context, setlIDs []string, period settlemen
 
 func (t *tx) Balance(ctx context.Context, account string) (rules.Money, error) {
 	var s string
-	if err := t.tx.QueryRow(ctx, `SELECT COALESCE(sum(amount), 0)::DECIMAL(18,2)::TEXT FROM ledger_entries WHERE account = $1`,
+	if err := t.queryRow(ctx, `SELECT COALESCE(sum(amount), 0)::DECIMAL(18,2)::TEXT FROM ledger_entries WHERE account = $1`,
 		account).Scan(&s); err != nil {
 		return 0, fmt.Errorf("balance of %s: %w", account, err)
 	}

@@ -19,7 +19,7 @@ func (s *Store) SeedPersons(ctx context.Context, persons []settlement.Person) er
 				return err
 			}
 		}
-		return nil
+		return t.flush(ctx)
 	})
 	if err != nil {
 		return fmt.Errorf("seeding persons: %w", err)

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -49,7 +50,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("postgres: parsing DSN: %w", err)
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = 64
+		// A few connections per core: more only queue inside the database,
+		// where under SERIALIZABLE they also abort each other more often.
+		cfg.MaxConns = int32(4 * runtime.GOMAXPROCS(0))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -185,7 +188,11 @@ func (s *Store) run(ctx context.Context, mode pgx.TxAccessMode, fn func(ctx cont
 		}
 		attempt++
 		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode}, func(ptx pgx.Tx) error {
-			return fn(ctx, &tx{tx: ptx})
+			t := &tx{tx: ptx}
+			if err := fn(ctx, t); err != nil {
+				return err
+			}
+			return t.flush(ctx) // the queued writes, before COMMIT
 		})
 		if sqlState(err) == "40P01" {
 			return retryable{err}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -18,9 +19,81 @@ import (
 // tx implements settlement.Tx on one pgx transaction. Amounts cross the wire
 // as decimal text (DECIMAL columns cast to TEXT on read, text parameters cast
 // to DECIMAL on write), so no float is ever involved.
+//
+// Writes whose result nothing waits for are queued and sent as one pipelined
+// batch before the next read or before COMMIT: a settlement's dozen inserts
+// and updates cost one round trip instead of one each. Their errors (a
+// serialization failure included, which makes the whole transaction retry)
+// surface at that flush.
 type tx struct {
-	tx pgx.Tx
+	tx      pgx.Tx
+	pending pgx.Batch
+	checks  []func(pgconn.CommandTag, error) error
 }
+
+// queue defers a write; check sees its outcome at the flush.
+func (t *tx) queue(check func(pgconn.CommandTag, error) error, sql string, args ...any) {
+	t.pending.Queue(sql, args...)
+	t.checks = append(t.checks, check)
+}
+
+// wrapErr is a check that only adds context to a failure.
+func wrapErr(format string, args ...any) func(pgconn.CommandTag, error) error {
+	return func(_ pgconn.CommandTag, err error) error {
+		if err != nil {
+			return fmt.Errorf(format+": %w", append(args, err)...)
+		}
+		return nil
+	}
+}
+
+// flush sends the queued writes.
+func (t *tx) flush(ctx context.Context) error {
+	if len(t.checks) == 0 {
+		return nil
+	}
+	checks := t.checks
+	b := t.pending
+	t.pending, t.checks = pgx.Batch{}, nil
+	br := t.tx.SendBatch(ctx, &b)
+	var first error
+	for _, check := range checks {
+		tag, err := br.Exec()
+		if cerr := check(tag, err); cerr != nil && first == nil {
+			first = cerr
+		}
+	}
+	if err := br.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+func (t *tx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return t.tx.QueryRow(ctx, sql, args...)
+}
+
+func (t *tx) query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.tx.Query(ctx, sql, args...)
+}
+
+func (t *tx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.flush(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return t.tx.Exec(ctx, sql, args...)
+}
+
+// errRow is a row whose query never ran because an earlier write failed.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 func money(s string) (rules.Money, error) {
 	m, err := rules.ParseMoney(s)
@@ -52,7 +125,7 @@ func optDate(d rules.Date) any {
 func (t *tx) Message(ctx context.Context, msgid string) (*settlement.Message, error) {
 	var m settlement.Message
 	var status, answer string
-	err := t.tx.QueryRow(ctx, `SELECT msgid, infno, fixmedins_code, digest, status, ref, answer, created_at
+	err := t.queryRow(ctx, `SELECT msgid, infno, fixmedins_code, digest, status, ref, answer, created_at
 		FROM messages WHERE msgid = $1`, msgid).Scan(&m.Msgid, &m.Infno, &m.Institution, &m.Digest, &status, &m.Ref, &answer, &m.Created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -65,14 +138,29 @@ func (t *tx) Message(ctx context.Context, msgid string) (*settlement.Message, er
 }
 
 func (t *tx) PutMessage(ctx context.Context, m *settlement.Message) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
+	t.queue(wrapErr("storing message %s", m.Msgid), `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (msgid) DO UPDATE SET status = excluded.status`,
+		ON CONFLICT (msgid) DO UPDATE SET status = excluded.status, ref = excluded.ref, answer = excluded.answer`,
 		m.Msgid, m.Infno, m.Institution, m.Digest, string(m.Status), m.Ref, string(m.Answer), m.Created)
-	if err != nil {
-		return fmt.Errorf("storing message %s: %w", m.Msgid, err)
-	}
 	return nil
+}
+
+// ClaimMessage records msgid as in flight, unless it is taken: then it
+// returns the message that took it. Inserting first, rather than reading
+// first, matters under SERIALIZABLE: a read of an absent key locks the
+// index page where it would go, so concurrent new messages of one
+// institution (whose msgids sort together) would abort each other.
+func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settlement.Message, error) {
+	tag, err := t.exec(ctx, `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
+		VALUES ($1, $2, $3, $4, 'pending', '', '', $5) ON CONFLICT (msgid) DO NOTHING`,
+		m.Msgid, m.Infno, m.Institution, m.Digest, m.Created)
+	if err != nil {
+		return nil, fmt.Errorf("claiming message %s: %w", m.Msgid, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil, nil
+	}
+	return t.Message(ctx, m.Msgid)
 }
 
 const personCols = `psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype, retired, assistance,
@@ -104,7 +192,7 @@ func scanPerson(row pgx.Row) (*settlement.Person, error) {
 }
 
 func (t *tx) Person(ctx context.Context, psnNo string) (*settlement.Person, error) {
-	return scanPerson(t.tx.QueryRow(ctx, `SELECT `+personCols+` FROM persons WHERE psn_no = $1`, psnNo))
+	return scanPerson(t.queryRow(ctx, `SELECT `+personCols+` FROM persons WHERE psn_no = $1`, psnNo))
 }
 
 func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settlement.Person, error) {
@@ -112,12 +200,12 @@ func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settle
 	if certType == "03" {
 		col = "card_no"
 	}
-	return scanPerson(t.tx.QueryRow(ctx, `SELECT `+personCols+` FROM persons WHERE `+col+` = $1`, certNo))
+	return scanPerson(t.queryRow(ctx, `SELECT `+personCols+` FROM persons WHERE `+col+` = $1`, certNo))
 }
 
 // PutPerson upserts a registry row (seeding and registry maintenance).
 func (t *tx) PutPerson(ctx context.Context, p *settlement.Person) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO persons (psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype,
+	t.queue(wrapErr("storing person %s", p.PsnNo), `INSERT INTO persons (psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype,
 		retired, assistance, opening_balc, reg_admdvs, reg_begn, reg_endn)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::TEXT::DECIMAL(18,2), $11, $12::TEXT::DATE, $13::TEXT::DATE)
 		ON CONFLICT (psn_no) DO UPDATE SET psn_name = excluded.psn_name, gend = excluded.gend,
@@ -126,9 +214,6 @@ func (t *tx) PutPerson(ctx context.Context, p *settlement.Person) error {
 		reg_admdvs = excluded.reg_admdvs, reg_begn = excluded.reg_begn, reg_endn = excluded.reg_endn`,
 		p.PsnNo, p.Name, p.Gend, p.Certno, p.CardNo, p.InsuredRegion, p.Insutype, p.Retired, p.Assistance,
 		p.OpeningBalc.String(), p.RegRegion, optDate(p.RegBegin), optDate(p.RegEnd))
-	if err != nil {
-		return fmt.Errorf("storing person %s: %w", p.PsnNo, err)
-	}
 	return nil
 }
 
@@ -139,7 +224,7 @@ const counterCols = `dedc_used_outpatient::TEXT, dedc_used_chronic::TEXT, fund_p
 func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.YearCounters, error) {
 	yc := settlement.YearCounters{PsnNo: psnNo, Year: year}
 	var s [9]string
-	err := t.tx.QueryRow(ctx, `SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2`, psnNo, year).
+	err := t.queryRow(ctx, `SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2`, psnNo, year).
 		Scan(&s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &s[6], &s[7], &s[8], &yc.Counters.Admissions)
 	if err == nil {
 		c := &yc.Counters
@@ -152,10 +237,10 @@ func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.Y
 	// A new year opens with the balance the account closed the last year on
 	// record with, or the registry's opening balance.
 	var balc string
-	err = t.tx.QueryRow(ctx, `SELECT acct_balc::TEXT FROM person_counters WHERE psn_no = $1 AND year < $2
+	err = t.queryRow(ctx, `SELECT acct_balc::TEXT FROM person_counters WHERE psn_no = $1 AND year < $2
 		ORDER BY year DESC LIMIT 1`, psnNo, year).Scan(&balc)
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = t.tx.QueryRow(ctx, `SELECT opening_balc::TEXT FROM persons WHERE psn_no = $1`, psnNo).Scan(&balc)
+		err = t.queryRow(ctx, `SELECT opening_balc::TEXT FROM persons WHERE psn_no = $1`, psnNo).Scan(&balc)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return yc, nil
@@ -172,7 +257,7 @@ func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.Y
 
 func (t *tx) PutCounters(ctx context.Context, yc settlement.YearCounters) error {
 	c := yc.Counters
-	_, err := t.tx.Exec(ctx, `INSERT INTO person_counters (psn_no, year, dedc_used_outpatient, dedc_used_chronic,
+	t.queue(wrapErr("storing counters of %s for %d", yc.PsnNo, yc.Year), `INSERT INTO person_counters (psn_no, year, dedc_used_outpatient, dedc_used_chronic,
 		fund_paid_outpatient, fund_paid_inpatient, burden_ytd, supp_paid_ytd, maf_paid_ytd, acct_balc, opening_balc, admissions)
 		VALUES ($1, $2, $3::TEXT::DECIMAL(18,2), $4::TEXT::DECIMAL(18,2), $5::TEXT::DECIMAL(18,2), $6::TEXT::DECIMAL(18,2),
 		$7::TEXT::DECIMAL(18,2), $8::TEXT::DECIMAL(18,2), $9::TEXT::DECIMAL(18,2), $10::TEXT::DECIMAL(18,2),
@@ -185,9 +270,6 @@ func (t *tx) PutCounters(ctx context.Context, yc settlement.YearCounters) error 
 		yc.PsnNo, yc.Year, c.DedcUsedOutpatient.String(), c.DedcUsedChronic.String(), c.FundPaidOutpatient.String(),
 		c.FundPaidInpatient.String(), c.BurdenYTD.String(), c.SuppPaidYTD.String(), c.MafPaidYTD.String(),
 		c.AcctBalc.String(), yc.OpeningBalc.String(), c.Admissions)
-	if err != nil {
-		return fmt.Errorf("storing counters of %s for %d: %w", yc.PsnNo, yc.Year, err)
-	}
 	return nil
 }
 
@@ -195,7 +277,7 @@ func (t *tx) Visit(ctx context.Context, mdtrtID string) (*settlement.Visit, erro
 	var v settlement.Visit
 	var kind, status string
 	var end *time.Time
-	err := t.tx.QueryRow(ctx, `SELECT mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype, begntime, endtime,
+	err := t.queryRow(ctx, `SELECT mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype, begntime, endtime,
 		ipt_otp_no, status, dise_codg, dise_name FROM visits WHERE mdtrt_id = $1`, mdtrtID).
 		Scan(&v.MdtrtID, &v.PsnNo, &v.Institution, &kind, &v.MedType, &v.Insutype, &v.Begin, &end,
 			&v.IptOtpNo, &status, &v.DiseCodg, &v.DiseName)
@@ -217,21 +299,18 @@ func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
 	if !v.End.IsZero() {
 		end = v.End
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO visits (mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype,
+	t.queue(wrapErr("storing visit %s", v.MdtrtID), `INSERT INTO visits (mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype,
 		begntime, endtime, ipt_otp_no, status, dise_codg, dise_name)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (mdtrt_id) DO UPDATE SET med_type = excluded.med_type, endtime = excluded.endtime,
 		status = excluded.status, dise_codg = excluded.dise_codg, dise_name = excluded.dise_name`,
 		v.MdtrtID, v.PsnNo, v.Institution, string(v.Kind), v.MedType, v.Insutype, v.Begin, end, v.IptOtpNo,
 		string(v.Status), v.DiseCodg, v.DiseName)
-	if err != nil {
-		return fmt.Errorf("storing visit %s: %w", v.MdtrtID, err)
-	}
 	return nil
 }
 
 func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, error) {
-	rows, err := t.tx.Query(ctx, `SELECT feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
+	rows, err := t.query(ctx, `SELECT feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
 		det_item_fee_sumamt::TEXT, fee_ocur_time, fulamt_ownpay_amt::TEXT, overlmt_amt::TEXT, preselfpay_amt::TEXT,
 		inscp_scp_amt::TEXT, chrgitm_lv, list_type, COALESCE(pric_uplmt_amt::TEXT, ''), selfpay_prop::TEXT
 		FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`, mdtrtID)
@@ -268,14 +347,13 @@ func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, e
 }
 
 func (t *tx) PutLines(ctx context.Context, lines []settlement.FeeLine) error {
-	b := &pgx.Batch{}
 	for i := range lines {
 		l := &lines[i]
 		var cap any
 		if l.Priced.HasCap {
 			cap = l.Priced.PriceCap.String()
 		}
-		b.Queue(`INSERT INTO fee_lines (mdtrt_id, feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt, pric,
+		t.queue(wrapErr("storing line %s of %s", l.SN, l.MdtrtID), `INSERT INTO fee_lines (mdtrt_id, feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt, pric,
 			det_item_fee_sumamt, fee_ocur_time, withdrawn, fulamt_ownpay_amt, overlmt_amt, preselfpay_amt, inscp_scp_amt,
 			chrgitm_lv, list_type, pric_uplmt_amt, selfpay_prop)
 			VALUES ($1, $2, $3, $4, $5, $6::TEXT::DECIMAL(18,4), $7::TEXT::DECIMAL(18,4), $8::TEXT::DECIMAL(18,2), $9, false,
@@ -285,14 +363,11 @@ func (t *tx) PutLines(ctx context.Context, lines []settlement.FeeLine) error {
 			l.Priced.Fulamt.String(), l.Priced.Over.String(), l.Priced.Pre.String(), l.Priced.Inscp.String(),
 			string(l.Priced.Level), l.Priced.ListType, cap, l.Priced.SelfpayProp.Decimal().String())
 	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("storing lines: %w", err)
-	}
 	return nil
 }
 
 func (t *tx) WithdrawBatch(ctx context.Context, mdtrtID, chrgBchno string) (int, error) {
-	tag, err := t.tx.Exec(ctx, `UPDATE fee_lines SET withdrawn = true
+	tag, err := t.exec(ctx, `UPDATE fee_lines SET withdrawn = true
 		WHERE mdtrt_id = $1 AND NOT withdrawn AND ($2 = '' OR chrg_bchno = $2)`, mdtrtID, chrgBchno)
 	if err != nil {
 		return 0, fmt.Errorf("withdrawing lines of %s: %w", mdtrtID, err)
@@ -358,7 +433,7 @@ func ratioText(s string) (rules.Ratio, error) {
 }
 
 func (t *tx) Settlement(ctx context.Context, setlID string) (*settlement.Settlement, error) {
-	return scanSettlement(t.tx.QueryRow(ctx, `SELECT `+settlementCols+` FROM settlements WHERE setl_id = $1`, setlID))
+	return scanSettlement(t.queryRow(ctx, `SELECT `+settlementCols+` FROM settlements WHERE setl_id = $1`, setlID))
 }
 
 func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error {
@@ -398,10 +473,7 @@ func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error 
 			ph += "::TEXT::DECIMAL"
 		}
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO settlements (`+plainCols+`) VALUES (`+ph+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("storing settlement %s: %w", s.SetlID, err)
-	}
+	t.queue(wrapErr("storing settlement %s", s.SetlID), `INSERT INTO settlements (`+plainCols+`) VALUES (`+ph+`)`, args...)
 	return nil
 }
 
@@ -437,15 +509,13 @@ func splitCols(s string) []string {
 }
 
 func (t *tx) SetSettlementStatus(ctx context.Context, setlID string, st settlement.SettlementStatus) error {
-	if _, err := t.tx.Exec(ctx, `UPDATE settlements SET status = $2 WHERE setl_id = $1`, setlID, string(st)); err != nil {
-		return fmt.Errorf("updating settlement %s: %w", setlID, err)
-	}
+	t.queue(wrapErr("updating settlement %s", setlID), `UPDATE settlements SET status = $2 WHERE setl_id = $1`, setlID, string(st))
 	return nil
 }
 
 func (t *tx) ChainHead(ctx context.Context, chain string) (settlement.ChainHead, error) {
 	var h settlement.ChainHead
-	err := t.tx.QueryRow(ctx, `SELECT seq, hash FROM chain_heads WHERE chain = $1`, chain).Scan(&h.Seq, &h.Hash)
+	err := t.queryRow(ctx, `SELECT seq, hash FROM chain_heads WHERE chain = $1`, chain).Scan(&h.Seq, &h.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return settlement.ChainHead{}, nil
 	}
@@ -467,44 +537,41 @@ func OutboxPart(key string) int {
 }
 
 func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *settlement.Event) error {
-	b := &pgx.Batch{}
 	// Advancing the head is conditional on it still being where this
 	// transaction read it: a concurrent append to the chain makes this one
 	// fail (and retry) instead of forking the chain.
-	if lt.Seq == 1 {
-		b.Queue(`INSERT INTO chain_heads (chain, seq, hash) VALUES ($1, $2, $3)`, lt.Chain, lt.Seq, lt.Hash)
-	} else {
-		b.Queue(`UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
+	advanced := func(tag pgconn.CommandTag, err error) error {
+		if err == nil && tag.RowsAffected() != 1 {
+			err = fmt.Errorf("chain moved past seq %d", lt.Seq-1)
+		}
+		if err != nil {
+			return fmt.Errorf("advancing chain %s: %w", lt.Chain, err)
+		}
+		return nil
 	}
-	b.Queue(`INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
+	if lt.Seq == 1 {
+		t.queue(advanced, `INSERT INTO chain_heads (chain, seq, hash) VALUES ($1, $2, $3)`, lt.Chain, lt.Seq, lt.Hash)
+	} else {
+		t.queue(advanced, `UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
+	}
+	t.queue(wrapErr("appending ledger txn %s", lt.ID), `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)
 	for i, e := range lt.Entries {
-		b.Queue(`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES ($1, $2, $3, $4::TEXT::DECIMAL(18,2))`,
+		t.queue(wrapErr("appending entry %d of ledger txn %s", i, lt.ID),
+			`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES ($1, $2, $3, $4::TEXT::DECIMAL(18,2))`,
 			lt.ID, i, e.Account, e.Amount.String())
 	}
 	if ev != nil {
-		b.Queue(`INSERT INTO outbox (chain, seq, part, event_id, event_type, event_key, payload, created_at)
+		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox (chain, seq, part, event_id, event_type, event_key, payload, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.Chain, lt.Seq, OutboxPart(ev.Key), ev.ID, ev.Type, ev.Key,
 			string(ev.Payload), lt.Time)
-	}
-	br := t.tx.SendBatch(ctx, b)
-	tag, err := br.Exec()
-	if err == nil && tag.RowsAffected() != 1 {
-		err = fmt.Errorf("chain %s moved past seq %d", lt.Chain, lt.Seq-1)
-	}
-	if err != nil {
-		br.Close()
-		return fmt.Errorf("advancing chain %s: %w", lt.Chain, err)
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("appending ledger txn %s: %w", lt.ID, err)
 	}
 	return nil
 }
 
 func (t *tx) SettlementsOf(ctx context.Context, q settlement.PeriodQuery) ([]settlement.Settlement, error) {
 	from, to := q.Bounds()
-	rows, err := t.tx.Query(ctx, `SELECT `+settlementCols+` FROM settlements
+	rows, err := t.query(ctx, `SELECT `+settlementCols+` FROM settlements
 		WHERE fixmedins_code = $1 AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, setl_id`, q.Institution, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("reading settlements of %s: %w", q.Institution, err)
