@@ -400,7 +400,6 @@ func (l *loader) readCSV(name string, header []string) ([][]string, []int) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := r.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -410,6 +409,7 @@ func (l *loader) readCSV(name string, header []string) ([][]string, []int) {
 			l.add(name, 0, "%v", err)
 			return nil, nil
 		}
+		line, _ := r.FieldPos(0) // only valid for a record read without error
 		if first {
 			first = false
 			if strings.Join(rec, ",") != strings.Join(header, ",") {

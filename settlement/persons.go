@@ -33,10 +33,10 @@ func ParsePersons(r io.Reader, rs *rules.RuleSet) ([]Person, error) {
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("persons: %w", err)
 		}
+		line, _ := cr.FieldPos(0) // only valid for a record read without error
 		p, err := parsePerson(rec, rs)
 		if err != nil {
 			return nil, fmt.Errorf("persons:%d: %w", line, err)
