@@ -240,7 +240,11 @@ func (e *Engine) abandon(ctx context.Context, msg Msg, rc *remoteClaim) error {
 	return Errorf(ECONFLICT, "the insured province did not answer in time: msgid %s is being reversed; settle again under a new msgid", msg.ID)
 }
 
-// commitSide writes a settlement whose counters live elsewhere.
+// commitSide writes a settlement with its ledger transaction and outbox
+// event; the person's counters are the caller's (commit) or live in another
+// province (the treatment side of a cross-province settlement). The chain
+// head is read before anything is written, so that the writes go to the
+// database together.
 func (e *Engine) commitSide(ctx context.Context, tx Tx, s *Settlement, kind string) error {
 	chain := ChainOf(s.PsnNo)
 	head, err := tx.ChainHead(ctx, chain)

@@ -663,25 +663,10 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 
 // commit writes a settlement (or reversal) with its counters and ledger transaction.
 func (e *Engine) commit(ctx context.Context, tx Tx, s *Settlement, yc YearCounters, kind string) error {
-	if err := tx.PutCounters(ctx, yc); err != nil {
+	if err := e.commitSide(ctx, tx, s, kind); err != nil {
 		return err
 	}
-	chain := ChainOf(s.PsnNo)
-	head, err := tx.ChainHead(ctx, chain)
-	if err != nil {
-		return err
-	}
-	t := &LedgerTxn{ID: NewID("T"), Chain: chain, Kind: kind, SetlID: s.SetlID, Time: s.SetlTime, Entries: SettlementEntries(s)}
-	t.Seal(head.Seq, head.Hash)
-	s.LedgerTxnID = t.ID
-	if err := tx.PutSettlement(ctx, s); err != nil {
-		return err
-	}
-	ev, err := settlementEvent(s, kind, t)
-	if err != nil {
-		return err
-	}
-	return tx.AppendLedger(ctx, t, ev)
+	return tx.PutCounters(ctx, yc)
 }
 
 // CancelInput is 2208/2305/2103.

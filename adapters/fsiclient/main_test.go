@@ -18,6 +18,7 @@ import (
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -25,33 +26,7 @@ import (
 
 // The client is tested against the real server on a real PostgreSQL, as
 // adapters/postgres does: every database starts migrated and seeded.
-func TestMain(m *testing.M) {
-	pgtest.Main(m, pgtest.WithTemplate(prepareTemplate))
-}
-
-func prepareTemplate(ctx context.Context, dsn string) error {
-	st, err := postgres.Open(ctx, dsn, quietLog())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-		return err
-	}
-	rs, err := rules.Load(medsettle.Rules())
-	if err != nil {
-		return err
-	}
-	raw, err := medsettle.Persons()
-	if err != nil {
-		return err
-	}
-	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
-	if err != nil {
-		return err
-	}
-	return st.SeedPersons(ctx, persons)
-}
+func TestMain(m *testing.M) { pgfixture.Main(m) }
 
 func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))

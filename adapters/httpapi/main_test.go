@@ -23,6 +23,7 @@ import (
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -30,29 +31,7 @@ import (
 
 // Every test database starts migrated and seeded with the registry persons,
 // as adapters/postgres does it.
-func TestMain(m *testing.M) {
-	pgtest.Main(m, pgtest.WithTemplate(prepareTemplate))
-}
-
-func prepareTemplate(ctx context.Context, dsn string) error {
-	st, err := postgres.Open(ctx, dsn, quietLog())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-		return err
-	}
-	rs, err := rules.Load(medsettle.Rules())
-	if err != nil {
-		return err
-	}
-	persons, err := registry(rs)
-	if err != nil {
-		return err
-	}
-	return st.SeedPersons(ctx, persons)
-}
+func TestMain(m *testing.M) { pgfixture.Main(m) }
 
 func registry(rs *rules.RuleSet) ([]settlement.Person, error) {
 	raw, err := medsettle.Persons()

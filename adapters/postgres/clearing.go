@@ -15,21 +15,8 @@ import (
 // The clearing part of settlement.Tx (settlement.ClearingStore).
 
 func (t *tx) Uncleared(ctx context.Context, role settlement.Role, before time.Time) ([]settlement.Settlement, error) {
-	rows, err := t.query(ctx, `SELECT `+settlementCols+` FROM settlements
-		WHERE role = $1 AND cleared_period = '' AND setl_time < $2 ORDER BY setl_time, setl_id`, string(role), before)
-	if err != nil {
-		return nil, fmt.Errorf("reading uncleared settlements: %w", err)
-	}
-	defer rows.Close()
-	var out []settlement.Settlement
-	for rows.Next() {
-		s, err := scanSettlement(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *s)
-	}
-	return out, rows.Err()
+	return t.settlements(ctx, `WHERE role = $1 AND cleared_period = '' AND setl_time < $2 ORDER BY setl_time, setl_id`,
+		string(role), before)
 }
 
 func (t *tx) ClearingRecord(ctx context.Context, period settlement.Period, counterparty, kind string) (*settlement.ClearingRecord, error) {

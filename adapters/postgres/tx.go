@@ -571,10 +571,15 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 
 func (t *tx) SettlementsOf(ctx context.Context, q settlement.PeriodQuery) ([]settlement.Settlement, error) {
 	from, to := q.Bounds()
-	rows, err := t.query(ctx, `SELECT `+settlementCols+` FROM settlements
-		WHERE fixmedins_code = $1 AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, setl_id`, q.Institution, from, to)
+	return t.settlements(ctx, `WHERE fixmedins_code = $1 AND setl_time >= $2 AND setl_time < $3 ORDER BY setl_time, setl_id`,
+		q.Institution, from, to)
+}
+
+// settlements reads the settlements a WHERE clause selects.
+func (t *tx) settlements(ctx context.Context, where string, args ...any) ([]settlement.Settlement, error) {
+	rows, err := t.query(ctx, `SELECT `+settlementCols+` FROM settlements `+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading settlements of %s: %w", q.Institution, err)
+		return nil, fmt.Errorf("reading settlements: %w", err)
 	}
 	defer rows.Close()
 	var out []settlement.Settlement
