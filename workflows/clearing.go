@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -107,18 +108,11 @@ func ClearingWorkflow(ctx workflow.Context, in ClearingInput) (ClearingResult, e
 	})
 
 	// 2. Each insured province confirms, within its deadline.
-	deadline := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    in.ActivityTimeout,
-		ScheduleToCloseTimeout: in.ConfirmWithin,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
-	})
 	for _, st := range all {
 		pr := PairResult{Treatment: st.Treatment, Insured: st.Insured, Claimed: st.Total}
-		var verdicts []settlement.Verdict
-		err := workflow.ExecuteActivity(deadline, a.Confirm, st).Get(ctx, &verdicts)
-		var te *temporal.TimeoutError
+		verdicts, err := confirmBy(ctx, st, in)
 		switch {
-		case errors.As(err, &te):
+		case errors.Is(err, errNoAnswer):
 			// Escalation, not loss: nothing is paid, every item stays open
 			// and is claimed again next period.
 			pr.Escalated = true
@@ -154,6 +148,37 @@ func ClearingWorkflow(ctx workflow.Context, in ClearingInput) (ClearingResult, e
 		res.Pairs = append(res.Pairs, pr)
 	}
 	return res, nil
+}
+
+// errNoAnswer means the insured province did not confirm by its deadline.
+var errNoAnswer = errors.New("no confirmation by the deadline")
+
+// confirmBy asks the insured province to confirm, retrying until it answers
+// or ConfirmWithin has passed. The deadline is a workflow timer rather than
+// an activity timeout, so that it is the same whatever the retry policy.
+func confirmBy(ctx workflow.Context, st settlement.Statement, in ClearingInput) ([]settlement.Verdict, error) {
+	actx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	actx = workflow.WithActivityOptions(actx, workflow.ActivityOptions{
+		StartToCloseTimeout: in.ActivityTimeout,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2,
+			MaximumInterval: 10 * time.Minute, MaximumAttempts: math.MaxInt32},
+	})
+	var a *ClearingActivities
+	var verdicts []settlement.Verdict
+	var err error
+	answered := false
+	sel := workflow.NewSelector(ctx)
+	sel.AddFuture(workflow.ExecuteActivity(actx, a.Confirm, st), func(f workflow.Future) {
+		answered = true
+		err = f.Get(ctx, &verdicts)
+	})
+	sel.AddFuture(workflow.NewTimer(ctx, in.ConfirmWithin), func(workflow.Future) {})
+	sel.Select(ctx)
+	if !answered {
+		return nil, errNoAnswer
+	}
+	return verdicts, err
 }
 
 // ClearingActivities reach the provinces. Peers maps a province code to its platform.
