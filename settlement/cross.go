@@ -220,6 +220,11 @@ func (e *Engine) settleRemote(ctx context.Context, msg Msg, in SettleInput, rc *
 
 // abandon marks msg reversed here and starts its reversal on the insured side.
 func (e *Engine) abandon(ctx context.Context, msg Msg, rc *remoteClaim) error {
+	// The caller's deadline may be what just expired: recording the outcome
+	// and starting the reversal must happen regardless, or a late delivery
+	// would leave a settlement standing on the insured side alone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	now := e.now()
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		m, err := tx.Message(ctx, msg.ID)
@@ -314,7 +319,7 @@ func (e *Engine) SettleForHub(ctx context.Context, c RemoteClaim) (RemoteAnswer,
 		// sides hold the national catalogs; a disagreement means their
 		// catalog versions differ, which must be fixed, not guessed around.
 		for i := range res.Lines {
-			if res.Lines[i] != c.Lines[i].Priced {
+			if !sameClass(res.Lines[i], c.Lines[i].Priced) {
 				return nil, yc, Errorf(EINVALID, "feedetail[%s]: classified differently here (%+v) than at the treatment side (%+v): catalog versions differ",
 					c.Lines[i].SN, res.Lines[i], c.Lines[i].Priced)
 			}
@@ -521,4 +526,10 @@ func (e *Engine) reverseRemote(ctx context.Context, msg Msg, omsgid string, s *S
 		return err
 	})
 	return out, err
+}
+
+// sameClass compares what a line's classification decides: its split and class.
+func sameClass(a, b rules.LineResult) bool {
+	return a.Amount == b.Amount && a.Fulamt == b.Fulamt && a.Over == b.Over && a.Pre == b.Pre &&
+		a.Inscp == b.Inscp && a.Level == b.Level
 }

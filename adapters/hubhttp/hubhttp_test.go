@@ -1,0 +1,266 @@
+package hubhttp_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/medsettle/medsettle/adapters/hubhttp"
+	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+// A Wuhan resident is treated in Hohhot and a Harbin retiree in Wuhan, each
+// settled by the insured province over the hub, over HTTP.
+func TestCrossProvinceOverHTTP(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	hoh, wuh, hrb := w.prov[hohhot], w.prov[wuhan], w.prov[harbin]
+
+	// A Wuhan resident at a Hohhot hospital: Wuhan's policy and counters.
+	mdtrt := w.visit(t, hoh, hohhotHosp, wuhanResident)
+	pre, err := hoh.engine.PreSettle(ctx, hohhotHosp, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+	require.NoError(t, err)
+	m1 := msg(hohhotHosp, "2207")
+	a, err := hoh.engine.Settle(ctx, m1, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+	require.NoError(t, err)
+	require.Equal(t, pre.Info, a.Info)
+	require.Equal(t, "420100", a.ClrOptins)
+	require.True(t, a.Info.FundPaySumamt > 0, "the fund pays something: %+v", a.Info)
+	require.Equal(t, a.Info.HifpPay, counters(t, wuh, wuhanResident).FundPaidOutpatient)
+	require.Equal(t, 0, count(t, hoh, `SELECT count(*) FROM person_counters`), "the treatment side keeps no counters of the person")
+	require.Equal(t, a.Info.FundPaySumamt, balance(t, hoh, settlement.ClearingAccount(wuhan)), "Hohhot's receivable from Hubei")
+	require.Equal(t, -a.Info.FundPaySumamt, balance(t, wuh, settlement.ClearingAccount(hohhot)), "Hubei's payable to Hohhot")
+
+	// A Harbin retiree at a Wuhan hospital: Wuhan is now the treatment side.
+	mdtrt2 := w.visit(t, wuh, wuhanHosp, harbinRetiree)
+	before := counters(t, hrb, harbinRetiree)
+	b, err := wuh.engine.Settle(ctx, msg(wuhanHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: harbinRetiree})
+	require.NoError(t, err)
+	require.Equal(t, "230100", b.ClrOptins)
+	after := counters(t, hrb, harbinRetiree)
+	require.Equal(t, before.FundPaidOutpatient+b.Info.HifpPay, after.FundPaidOutpatient)
+	require.Equal(t, 0, count(t, wuh, `SELECT count(*) FROM person_counters WHERE psn_no = $1`, harbinRetiree))
+	require.Equal(t, b.Info.FundPaySumamt, balance(t, wuh, settlement.ClearingAccount(harbin)))
+
+	require.Equal(t, map[pair]int{{hohhot, wuhan}: 1, {wuhan, harbin}: 1}, w.agree(t))
+	require.Equal(t, []string{"settle 150000→420000 none: ok"}, w.records(t, m1.ID), "the hub's own record")
+
+	// Cancelling at the Wuhan counter reverses the Harbin side first.
+	_, err = wuh.engine.Cancel(ctx, msg(wuhanHosp, "2208"), settlement.CancelInput{SetlID: b.SetlID})
+	require.NoError(t, err)
+	require.Equal(t, before, counters(t, hrb, harbinRetiree))
+	require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
+	require.Equal(t, rules.Money(0), balance(t, wuh, settlement.ClearingAccount(harbin)))
+}
+
+// Each fault, injected through the hub's admin endpoint, ends with both
+// sides agreeing and the person's counters at the insured side as if one
+// settlement (or none) had happened.
+func TestHubFaultsOverHTTP(t *testing.T) {
+	cases := []struct {
+		name         string
+		faults       []string
+		failReverses int
+		opts         worldOptions
+		records      []string // the hub's record of the failed message
+	}{
+		{name: "drop-request", faults: []string{"drop-request"},
+			records: []string{"reverse 150000→420000 none: ok", "settle 150000→420000 drop-request: dropped"}},
+		{name: "drop-answer", faults: []string{"drop-answer"},
+			records: []string{"reverse 150000→420000 none: ok", "settle 150000→420000 drop-answer: answer dropped after ok"}},
+		{name: "drop-answer, then the reversal fails twice", faults: []string{"drop-answer"}, failReverses: 2,
+			records: []string{"reverse 150000→420000 none: dropped", "reverse 150000→420000 none: dropped", "reverse 150000→420000 none: ok",
+				"settle 150000→420000 drop-answer: answer dropped after ok"}},
+		// The client gives up after 1 s (the hub would after 1.5 s); the hub
+		// delivers after 3 s, to a message the reversal has already voided.
+		{name: "delay", faults: []string{"delay"}, opts: worldOptions{clientTimeout: time.Second, delayBy: 3 * time.Second},
+			records: []string{"reverse 150000→420000 none: ok", "settle 150000→420000 delay: delivered late: refused: settlement: conflict: msgid %s was reversed (2601) and never takes effect",
+				"settle 150000→420000 delay: timed out"}},
+		{name: "duplicate", faults: []string{"duplicate"}, records: []string{"settle 150000→420000 duplicate: delivered twice: ok, ok"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, tc.opts)
+			hoh, wuh := w.prov[hohhot], w.prov[wuhan]
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			mdtrt := w.visit(t, hoh, hohhotHosp, wuhanResident)
+			require.NoError(t, w.admin.Inject(ctx, tc.failReverses, tc.faults...))
+			m := msg(hohhotHosp, "2207")
+			start := time.Now()
+			a, err := hoh.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+			took := time.Since(start)
+			for i, r := range tc.records {
+				if strings.Contains(r, "%s") {
+					tc.records[i] = strings.ReplaceAll(r, "%s", m.ID)
+				}
+			}
+			if tc.name == "duplicate" {
+				require.NoError(t, err)
+				require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
+				require.Equal(t, a.Info.HifpPay, counters(t, wuh, wuhanResident).FundPaidOutpatient, "one settlement's worth")
+				require.Equal(t, tc.records, w.records(t, m.ID))
+				return
+			}
+			require.Error(t, err)
+			require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err), "%v", err)
+			if tc.name == "delay" {
+				require.Less(t, took, tc.opts.delayBy/2, "the client timed out before the hub gave up")
+			}
+			require.Equal(t, map[pair]int{}, w.agree(t))
+			require.Equal(t, rules.Counters{}, counters(t, wuh, wuhanResident), "no settlement stands, so no counter moved")
+			require.Equal(t, tc.records, w.records(t, m.ID))
+
+			// The same msgid again is refused; a new one settles.
+			_, err = hoh.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+			require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err), "%v", err)
+			a, err = hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+			require.NoError(t, err)
+			require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
+			require.Equal(t, a.Info.HifpPay, counters(t, wuh, wuhanResident).FundPaidOutpatient, "one settlement's worth")
+		})
+	}
+}
+
+func post(t *testing.T, url, token string, header map[string]string, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}
+
+// Wrong tokens are refused everywhere, and a province cannot send as another.
+func TestAuthOverHTTP(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := context.Background()
+	hoh, wuh, hrb := w.prov[hohhot], w.prov[wuhan], w.prov[harbin]
+	mdtrt := w.visit(t, hoh, hohhotHosp, wuhanResident)
+	in := settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident}
+
+	t.Run("a wrong province token is a refusal, not an unknown outcome", func(t *testing.T) {
+		bad := *hoh.engine
+		bad.Hub = &hubhttp.Client{URL: w.hubURL, Province: hohhot, Token: "not-the-right-token-at-all"}
+		m := msg(hohhotHosp, "2207")
+		_, err := bad.Settle(ctx, m, in)
+		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
+		// Another province's token, or the right token under another province's name.
+		for _, c := range []*hubhttp.Client{
+			{URL: w.hubURL, Province: hohhot, Token: provinceToken(wuhan)},
+			{URL: w.hubURL, Province: harbin, Token: provinceToken(hohhot)},
+			{URL: w.hubURL, Province: hohhot, Token: peerToken(hohhot)},
+			{URL: w.hubURL, Province: hohhot, Token: adminToken},
+			{URL: w.hubURL, Province: hohhot},
+		} {
+			bad.Hub = c
+			_, err = bad.Settle(ctx, msg(hohhotHosp, "2207"), in)
+			require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%+v: %v", c, err)
+		}
+		require.Empty(t, w.records(t, m.ID), "nothing reached the hub's routing")
+		require.Equal(t, map[pair]int{}, w.agree(t))
+	})
+
+	// The visit is still open: the right token settles it.
+	m := msg(hohhotHosp, "2207")
+	a, err := hoh.engine.Settle(ctx, m, in)
+	require.NoError(t, err)
+	require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
+	settled := counters(t, wuh, wuhanResident)
+	require.Equal(t, a.Info.HifpPay, settled.FundPaidOutpatient)
+
+	t.Run("a province cannot send as another", func(t *testing.T) {
+		// Harbin, with its own valid credentials, tries to undo Hohhot's settlement.
+		// (A reversal turned away by the hub is an internal error, to be
+		// retried, never a refusal that would stop a Reverser for good.)
+		rev := settlement.RemoteReverse{Msgid: m.ID, Institution: hohhotHosp, InsuredRegion: "420100", TreatmentProvince: hohhot, PsnNo: wuhanResident}
+		_, err := hrb.client.Reverse(ctx, rev)
+		turnedAway(t, err, "403 Forbidden")
+		rev.TreatmentProvince = harbin
+		_, err = hrb.client.Reverse(ctx, rev)
+		turnedAway(t, err, "403 Forbidden")
+		// Nor settle under Hohhot's name or one of its institutions.
+		claim := settlement.RemoteClaim{Msgid: "H1501000001120260315100000", TreatmentProvince: hohhot, Institution: hohhotHosp,
+			InstitutionRegion: "150100", InsuredRegion: "420100", PsnNo: wuhanResident, MdtrtID: mdtrt, MedType: "11", SetlTime: time.Now()}
+		_, err = hrb.client.Settle(ctx, claim)
+		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
+		claim.TreatmentProvince = harbin
+		_, err = hrb.client.Settle(ctx, claim)
+		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
+		claim.Institution, claim.InstitutionRegion = harbinHosp, "150100" // a Harbin hospital claiming a Hohhot region
+		_, err = hrb.client.Settle(ctx, claim)
+		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
+
+		require.Equal(t, []string{"settle 150000→420000 none: ok"}, w.records(t, m.ID), "only Hohhot's own settlement reached Hubei")
+		require.Equal(t, settled, counters(t, wuh, wuhanResident))
+		require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
+	})
+
+	t.Run("a province's peer endpoint wants the hub's token", func(t *testing.T) {
+		body := `{"omsgid":"` + m.ID + `","fixmedins_code":"` + hohhotHosp + `","insuplc_admdvs":"420100","treatment_province":"150000","psn_no":"` + wuhanResident + `"}`
+		for _, tok := range []string{"", provinceToken(hohhot), peerToken(hohhot), peerToken(wuhan) + "x", adminToken} {
+			code, _ := post(t, wuh.peer.URL+hubhttp.PeerReversePath, tok, nil, body)
+			require.Equal(t, http.StatusUnauthorized, code, "token %q", tok)
+		}
+		require.Equal(t, settled, counters(t, wuh, wuhanResident), "nobody but the hub reverses")
+
+		// A hub that presents the wrong token gets a refusal: nothing happened.
+		w.sim.Register(wuhan, &hubhttp.PeerClient{URL: wuh.peer.URL, Token: peerToken(hohhot)})
+		mdtrt2 := w.visit(t, hoh, hohhotHosp, wuhanResident)
+		_, err := hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: wuhanResident})
+		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
+		require.Equal(t, settled, counters(t, wuh, wuhanResident))
+		require.NoError(t, w.hub.Connect(wuhan, wuh.peer.URL))
+		_, err = hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: wuhanResident})
+		require.NoError(t, err)
+		require.Equal(t, map[pair]int{{hohhot, wuhan}: 2}, w.agree(t))
+	})
+
+	t.Run("the admin endpoints want the admin token", func(t *testing.T) {
+		for _, tok := range []string{"", provinceToken(hohhot), peerToken(hohhot), adminToken + "x"} {
+			code, _ := post(t, w.hubURL+hubhttp.FaultsPath, tok, nil, `{"faults":["drop-answer"]}`)
+			require.Equal(t, http.StatusUnauthorized, code, "token %q", tok)
+			_, err := (&hubhttp.Admin{URL: w.hubURL, Token: tok}).Records(ctx, "")
+			require.ErrorContains(t, err, "401", "token %q", tok)
+		}
+		code, body := post(t, w.hubURL+hubhttp.FaultsPath, adminToken, nil, `{"faults":["drop-everything"]}`)
+		require.Equal(t, http.StatusBadRequest, code, body)
+		require.Contains(t, body, "unknown fault")
+		recs, err := w.admin.Records(ctx, "")
+		require.NoError(t, err)
+		require.NotEmpty(t, recs)
+	})
+
+	t.Run("a province endpoint of the hub wants the province header", func(t *testing.T) {
+		code, _ := post(t, w.hubURL+hubhttp.ReversePath, provinceToken(hohhot), nil, `{}`)
+		require.Equal(t, http.StatusUnauthorized, code)
+		code, _ = post(t, w.hubURL+hubhttp.ReversePath, provinceToken(hohhot), map[string]string{hubhttp.ProvinceHeader: hohhot}, `{"omsgid":`)
+		require.Equal(t, http.StatusBadRequest, code)
+	})
+}
+
+// turnedAway checks a reversal the hub (or a province endpoint) turned away:
+// not done, not unknown, and not a refusal code a Reverser would give up on.
+func turnedAway(t *testing.T, err error, status string) {
+	t.Helper()
+	require.Error(t, err)
+	require.NotErrorIs(t, err, settlement.ErrUnknownOutcome)
+	require.Equal(t, settlement.EINTERNAL, settlement.ErrorCode(err), "%v", err)
+	require.ErrorContains(t, err, status)
+}
