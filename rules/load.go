@@ -184,7 +184,7 @@ func (l *loader) parseRegion(file string, data []byte) *Region {
 		l.add(file, 0, "malformed JSON: %v", err)
 		return nil
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		l.add(file, 0, "trailing data after the region object")
 		return nil
 	}
@@ -232,8 +232,8 @@ func (l *loader) ratio(file, where, s string) Ratio {
 
 func (l *loader) amount(file, where, s string) Money {
 	m, err := ParseMoney(s)
-	if err != nil || m < 0 {
-		l.add(file, 0, "%s: amount %q is not a non-negative decimal with at most 2 decimals", where, s)
+	if err != nil || m < 0 || m > MaxMoney {
+		l.add(file, 0, "%s: amount %q is not a non-negative decimal with at most 2 decimals, at most %s", where, s, MaxMoney)
 	}
 	return m
 }
@@ -374,7 +374,8 @@ func (l *loader) levels(file, where string, m map[string]string, set func(int, s
 	}
 	for k, s := range m {
 		lv, err := strconv.Atoi(k)
-		if err != nil || lv < 1 || lv > maxLevel {
+		if err != nil || lv < 1 || lv > maxLevel || strconv.Itoa(lv) != k {
+			// "01" next to "1" would set one level twice and leave another at zero.
 			l.add(file, 0, "%s: unknown level %q", where, k)
 			continue
 		}
@@ -436,21 +437,38 @@ func (l *loader) loadCatalogs(rs *RuleSet) {
 			l.add(name, 0, "file name is not a province code (xx0000.csv)")
 			continue
 		}
-		c := &Catalog{Province: prov, items: map[string][]CatalogItem{}}
+		type row struct {
+			it   CatalogItem
+			line int
+		}
+		byCode := map[string][]row{}
+		var codes []string // in file order, so that problems come out in a stable order
 		rows, lines := l.readCSV(name, catalogHeader)
 		for i, rec := range rows {
 			if it, ok := l.catalogRow(name, lines[i], rec); ok {
-				c.items[it.Code] = append(c.items[it.Code], it)
+				if byCode[it.Code] == nil {
+					codes = append(codes, it.Code)
+				}
+				byCode[it.Code] = append(byCode[it.Code], row{it, lines[i]})
 			}
 		}
-		for code, items := range c.items {
-			sort.Slice(items, func(i, j int) bool { return items[i].ValidFrom < items[j].ValidFrom })
-			for i := 1; i < len(items); i++ {
-				prev := items[i-1]
-				if prev.ValidTo == 0 || prev.ValidTo >= items[i].ValidFrom {
-					l.add(name, 0, "duplicate catalog rows for %s on %s: validity windows overlap", code, items[i].ValidFrom)
+		c := &Catalog{Province: prov, items: make(map[string][]CatalogItem, len(byCode))}
+		for _, code := range codes {
+			same := byCode[code]
+			sort.SliceStable(same, func(i, j int) bool { return same[i].it.ValidFrom < same[j].it.ValidFrom })
+			items := make([]CatalogItem, len(same))
+			for i, r := range same {
+				items[i] = r.it
+				if i == 0 {
+					continue
+				}
+				if prev := same[i-1]; prev.it.ValidTo == 0 || prev.it.ValidTo >= r.it.ValidFrom {
+					// Named at the later row of the file: usually the one just added.
+					at, other := max(r.line, prev.line), min(r.line, prev.line)
+					l.add(name, at, "duplicate catalog rows for %s on %s: validity window overlaps row %d", code, r.it.ValidFrom, other)
 				}
 			}
+			c.items[code] = items
 		}
 		rs.Catalogs[prov] = c
 	}
@@ -479,8 +497,8 @@ func (l *loader) catalogRow(name string, line int, rec []string) (CatalogItem, b
 	}
 	if rec[5] != "" {
 		it.HasCap = true
-		if it.PriceCap, err = ParseMoney(rec[5]); err != nil || it.PriceCap < 0 {
-			l.add(name, line, "pric_uplmt_amt %q is not a non-negative amount", rec[5])
+		if it.PriceCap, err = ParseMoney(rec[5]); err != nil || it.PriceCap < 0 || it.PriceCap > MaxMoney {
+			l.add(name, line, "pric_uplmt_amt %q is not a non-negative amount of at most %s", rec[5], MaxMoney)
 		}
 	}
 	if it.ValidFrom, err = ParseDate(rec[6]); err != nil {

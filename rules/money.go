@@ -15,7 +15,8 @@ import (
 // Convert at the edges with Decimal and MoneyFromDecimal.
 type Money int64
 
-// MaxMoney is the largest amount the ledger can hold: DECIMAL(18,2).
+// MaxMoney is the largest amount accepted: within DECIMAL(18,2), with room
+// for sums of several such amounts in int64 fen.
 const MaxMoney Money = 999_999_999_999_999_99
 
 // Ratio is a fraction scaled by 10^4 (0.85 is 8500). Policies and catalogs give
@@ -176,7 +177,8 @@ func parseFixed(s string, scale int) (int64, error) {
 			}
 		}
 		digits++
-		if v > (1<<63-1-9)/10 {
+		// Exact: "92233720368547758.00" must parse when "92233720368547758" does.
+		if d := int64(c - '0'); v > (1<<63-1-d)/10 {
 			return 0, errTooLarge
 		}
 		v = v*10 + int64(c-'0')

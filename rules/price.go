@@ -301,6 +301,9 @@ func checkCounters(st *Counters) *Error {
 	return nil
 }
 
+// maxCapFen is the largest price cap (in fen) that can be scaled to pric's 10^-4 units.
+const maxCapFen = Money((1<<63 - 1) / (qtyScale / moneyScale))
+
 // priceLine checks one line's numbers and classifies it against the catalog (step 1).
 func priceLine(catalog *Catalog, day Date, ln *Line) (LineResult, *Error) {
 	if ln.parseErr != nil {
@@ -338,10 +341,14 @@ func priceLine(catalog *Catalog, day Date, ln *Line) (LineResult, *Error) {
 		lr.Fulamt = lr.Amount
 		return lr, nil
 	}
-	if capQ := int64(it.PriceCap) * (qtyScale / moneyScale); it.HasCap && pric > capQ {
-		// 超限价自费: the part of the price above the cap, for every unit.
-		over, _ := mulDivRound(pric-capQ, cnt, qtyScale*qtyScale/moneyScale)
-		lr.Over = Money(over)
+	// A cap above maxCapFen cannot be scaled to 10^-4 without overflowing, and
+	// no price that fits an int64 can pass it anyway.
+	if it.HasCap && it.PriceCap <= maxCapFen {
+		if capQ := int64(it.PriceCap) * (qtyScale / moneyScale); pric > capQ {
+			// 超限价自费: the part of the price above the cap, for every unit.
+			over, _ := mulDivRound(pric-capQ, cnt, qtyScale*qtyScale/moneyScale)
+			lr.Over = Money(over)
+		}
 	}
 	inside := lr.Amount - lr.Over
 	if it.Level == LevelB {

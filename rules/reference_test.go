@@ -1,0 +1,425 @@
+package rules_test
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"path"
+	"sort"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medsettle/medsettle/rules"
+)
+
+// The engine prices in int64 fen and 10^-4 units with 128-bit intermediates.
+// This file re-derives PRICING.md in shopspring/decimal, the plain way, so
+// that a fixed-point slip (a scale, a rounding, an overflow) shows up as a
+// disagreement. The catalog is re-read from the CSV text, not taken from the
+// loader, so that a misread column would show up too.
+
+// refRow is one catalog row as its CSV text says.
+type refRow struct {
+	code, level string
+	prop        decimal.Decimal
+	cap         *decimal.Decimal
+	from, to    string // yyyy-mm-dd, compared as text; to "" is open
+}
+
+// refCatalogs reads every catalogs/*.csv of fsys, by province.
+func refCatalogs(t testing.TB, fsys fs.FS) map[string][]refRow {
+	t.Helper()
+	names, err := fs.Glob(fsys, "catalogs/*.csv")
+	require.NoError(t, err)
+	out := map[string][]refRow{}
+	for _, name := range names {
+		raw, err := fs.ReadFile(fsys, name)
+		require.NoError(t, err)
+		recs, err := csv.NewReader(strings.NewReader(string(raw))).ReadAll()
+		require.NoError(t, err, name)
+		var rows []refRow
+		for _, rec := range recs[1:] {
+			row := refRow{code: rec[0], level: rec[3], prop: decimal.RequireFromString(rec[4]), from: rec[6], to: rec[7]}
+			if rec[5] != "" {
+				c := decimal.RequireFromString(rec[5])
+				row.cap = &c
+			}
+			rows = append(rows, row)
+		}
+		out[strings.TrimSuffix(path.Base(name), ".csv")] = rows
+	}
+	return out
+}
+
+func refLookup(rows []refRow, code, day string) *refRow {
+	for i := range rows {
+		r := &rows[i]
+		if r.code == code && r.from <= day && (r.to == "" || day <= r.to) {
+			return r
+		}
+	}
+	return nil
+}
+
+func dayText(d rules.Date) string {
+	return fmt.Sprintf("%04d-%02d-%02d", int(d)/10000, int(d)/100%100, int(d)%100)
+}
+
+type refLineResult struct {
+	amt, fulamt, over, pre, inscp decimal.Decimal
+	level                         string
+}
+
+// refLine is step 1 for one line.
+func refLine(rows []refRow, day string, ln rules.Line) refLineResult {
+	res := refLineResult{amt: ln.Amount}
+	row := refLookup(rows, ln.Code, day)
+	switch {
+	case row == nil:
+		res.fulamt = res.amt
+	case row.level == "03":
+		res.level = row.level
+		res.fulamt = res.amt
+	default:
+		res.level = row.level
+		if row.cap != nil && ln.Pric.GreaterThan(*row.cap) {
+			res.over = roundHalfUp(ln.Pric.Sub(*row.cap).Mul(ln.Cnt))
+		}
+		if row.level == "02" {
+			res.pre = roundHalfUp(res.amt.Sub(res.over).Mul(row.prop))
+		}
+	}
+	res.inscp = res.amt.Sub(res.fulamt).Sub(res.over).Sub(res.pre)
+	return res
+}
+
+func requireMoney(t require.TestingT, want decimal.Decimal, got rules.Money, format string, args ...any) {
+	require.True(t, want.Equal(got.Decimal()), "%s: reference %s, engine %s", fmt.Sprintf(format, args...), want.StringFixed(2), got)
+}
+
+func requireLine(t require.TestingT, want refLineResult, got rules.LineResult, ln rules.Line) {
+	what := fmt.Sprintf("line %s %s cnt %s pric %s amount %s", ln.SN, ln.Code, ln.Cnt, ln.Pric, ln.Amount)
+	requireMoney(t, want.amt, got.Amount, "%s amount", what)
+	requireMoney(t, want.fulamt, got.Fulamt, "%s fulamt", what)
+	requireMoney(t, want.over, got.Over, "%s over", what)
+	requireMoney(t, want.pre, got.Pre, "%s pre", what)
+	requireMoney(t, want.inscp, got.Inscp, "%s inscp", what)
+	require.Equal(t, want.level, string(got.Level), what)
+}
+
+var categoryOfMedType = map[string]rules.Category{"11": rules.Outpatient, "41": rules.Outpatient, "14": rules.Chronic, "21": rules.Inpatient}
+
+// requireReference re-derives steps 1 to 9 for a priced claim and compares
+// every figure. Policies are taken from rs: the golden cases pin their parsing.
+func requireReference(t require.TestingT, rs *rules.RuleSet, catalogs map[string][]refRow, c *rules.Claim, res *rules.Result) {
+	zero := decimal.Zero
+	d := func(m rules.Money) decimal.Decimal { return m.Decimal() }
+	inst := rs.Institutions[c.Institution]
+	level := inst.Level
+	day := dayText(c.SetlDate)
+	rows := catalogs[rs.Regions[inst.Admdvs].Province]
+
+	// 1. Lines.
+	var medfee, fulamt, over, pre, inscp decimal.Decimal
+	for i, ln := range c.Lines {
+		require.True(t, roundHalfUp(ln.Cnt.Mul(ln.Pric)).Equal(ln.Amount), "the claim's amounts are ROUND(cnt*pric)")
+		want := refLine(rows, day, ln)
+		requireLine(t, want, res.Lines[i], ln)
+		medfee, fulamt, over = medfee.Add(want.amt), fulamt.Add(want.fulamt), over.Add(want.over)
+		pre, inscp = pre.Add(want.pre), inscp.Add(want.inscp)
+	}
+
+	cat := categoryOfMedType[c.MedType]
+	v := rs.Regions[c.InsuredRegion].InForce(c.SetlDate)
+	ip := v.Insutypes[c.Insutype]
+	b := ip.Benefits[cat]
+	st := c.State
+
+	// 2. Deductible.
+	remaining := zero
+	switch b.Deductible.Mode {
+	case rules.DeductibleAnnual:
+		used := d(st.DedcUsedOutpatient)
+		if cat == rules.Chronic {
+			used = d(st.DedcUsedChronic)
+		}
+		remaining = decimal.Max(zero, d(b.Deductible.ByLevel[level]).Sub(used))
+	case rules.DeductiblePerAdmission:
+		remaining = d(b.Deductible.ByLevel[level])
+		if st.Admissions >= 1 {
+			remaining = roundHalfUp(remaining.Mul(b.Deductible.SubsequentFactor.Decimal()))
+		}
+	}
+	dedc := decimal.Min(inscp, remaining)
+	base := inscp.Sub(dedc)
+
+	// 3. Ratio.
+	r := b.Ratio[level].Decimal()
+	if c.Insutype == "310" && c.Retired {
+		r = decimal.Min(r.Add(b.RetireeBonus.Decimal()), b.MaxRatio.Decimal())
+	}
+	cross := c.InsuredRegion != inst.Admdvs
+	if cross && !c.Registered {
+		r = decimal.Max(zero, r.Sub(v.UnregisteredPenalty.Decimal()))
+	}
+
+	// 4. Basic fund.
+	fundPaid := d(st.FundPaidOutpatient)
+	if b.CapPool == rules.PoolInpatient {
+		fundPaid = d(st.FundPaidInpatient)
+	}
+	hifp := decimal.Min(roundHalfUp(base.Mul(r)), decimal.Max(zero, d(ip.AnnualCap[b.CapPool]).Sub(fundPaid)))
+
+	// 5. Supplementary and 6. assistance.
+	burden, supp, maf := zero, zero, zero
+	if cat != rules.Outpatient {
+		burden = inscp.Sub(hifp)
+		b0 := d(st.BurdenYTD)
+		b1 := b0.Add(burden)
+		sum := zero
+		segs := ip.Supplementary.Segments
+		for k, seg := range segs {
+			lo, hi := decimal.Max(d(seg.From), b0), b1
+			if k+1 < len(segs) {
+				hi = decimal.Min(hi, d(segs[k+1].From))
+			}
+			if hi.GreaterThan(lo) {
+				sum = sum.Add(hi.Sub(lo).Mul(seg.Ratio.Decimal()))
+			}
+		}
+		supp = decimal.Min(roundHalfUp(sum), decimal.Max(zero, d(ip.Supplementary.AnnualCap).Sub(d(st.SuppPaidYTD))))
+		if c.Assistance != "" {
+			ratio, ok := v.Assistance.Ratios[c.Assistance]
+			require.True(t, ok, "assistance %q", c.Assistance)
+			maf = decimal.Min(roundHalfUp(burden.Sub(supp).Mul(ratio.Decimal())), decimal.Max(zero, d(v.Assistance.AnnualCap).Sub(d(st.MafPaidYTD))))
+		}
+	}
+	hifmi, hifob := supp, zero
+	if c.Insutype == "310" {
+		hifmi, hifob = zero, supp
+	}
+
+	// 7. Totals and 8. account.
+	fund := hifp.Add(hifmi).Add(hifob).Add(maf)
+	psnPart := medfee.Sub(fund)
+	acct := zero
+	if c.Insutype == "310" && c.UseAccount && ip.Account.Enabled && (!cross || ip.Account.CrossRegion) {
+		payable := psnPart
+		if !ip.Account.CoversFulamt {
+			payable = payable.Sub(fulamt)
+		}
+		acct = decimal.Min(decimal.Max(zero, payable), d(st.AcctBalc))
+	}
+	balc := d(st.AcctBalc).Sub(acct)
+
+	s := res.Setlinfo
+	for _, f := range []struct {
+		name string
+		want decimal.Decimal
+		got  rules.Money
+	}{
+		{"medfee_sumamt", medfee, s.MedfeeSumamt}, {"fulamt_ownpay_amt", fulamt, s.FulamtOwnpayAmt},
+		{"overlmt_selfpay", over, s.OverlmtSelfpay}, {"preselfpay_amt", pre, s.PreselfpayAmt},
+		{"inscp_scp_amt", inscp, s.InscpScpAmt}, {"act_pay_dedc", dedc, s.ActPayDedc}, {"hifp_pay", hifp, s.HifpPay},
+		{"hifmi_pay", hifmi, s.HifmiPay}, {"hifob_pay", hifob, s.HifobPay}, {"maf_pay", maf, s.MafPay},
+		{"fund_pay_sumamt", fund, s.FundPaySumamt}, {"psn_part_amt", psnPart, s.PsnPartAmt}, {"acct_pay", acct, s.AcctPay},
+		{"psn_cash_pay", psnPart.Sub(acct), s.PsnCashPay}, {"balc", balc, s.Balc},
+	} {
+		requireMoney(t, f.want, f.got, "setlinfo.%s", f.name)
+	}
+	require.True(t, r.Equal(s.PoolPropSelfpay.Decimal()), "pool_prop_selfpay: reference %s, engine %s", r, s.PoolPropSelfpay)
+
+	// 9. Counters after.
+	a := res.After
+	want := struct{ dedcOut, dedcChr, fundOut, fundIn, burden, supp, maf decimal.Decimal }{
+		d(st.DedcUsedOutpatient), d(st.DedcUsedChronic), d(st.FundPaidOutpatient), d(st.FundPaidInpatient),
+		d(st.BurdenYTD), d(st.SuppPaidYTD), d(st.MafPaidYTD).Add(maf),
+	}
+	if b.Deductible.Mode == rules.DeductibleAnnual {
+		if cat == rules.Chronic {
+			want.dedcChr = want.dedcChr.Add(dedc)
+		} else {
+			want.dedcOut = want.dedcOut.Add(dedc)
+		}
+	}
+	if b.CapPool == rules.PoolInpatient {
+		want.fundIn = want.fundIn.Add(hifp)
+	} else {
+		want.fundOut = want.fundOut.Add(hifp)
+	}
+	if cat != rules.Outpatient {
+		want.burden, want.supp = want.burden.Add(burden), want.supp.Add(supp)
+	}
+	requireMoney(t, want.dedcOut, a.DedcUsedOutpatient, "state_after.dedc_used_outpatient")
+	requireMoney(t, want.dedcChr, a.DedcUsedChronic, "state_after.dedc_used_chronic")
+	requireMoney(t, want.fundOut, a.FundPaidOutpatient, "state_after.fund_paid_outpatient")
+	requireMoney(t, want.fundIn, a.FundPaidInpatient, "state_after.fund_paid_inpatient")
+	requireMoney(t, want.burden, a.BurdenYTD, "state_after.burden_ytd")
+	requireMoney(t, want.supp, a.SuppPaidYTD, "state_after.supp_paid_ytd")
+	requireMoney(t, want.maf, a.MafPaidYTD, "state_after.maf_paid_ytd")
+	requireMoney(t, balc, a.AcctBalc, "state_after.acct_balc")
+	admissions := st.Admissions
+	if cat == rules.Inpatient {
+		admissions++
+	}
+	require.Equal(t, admissions, a.Admissions, "state_after.admissions")
+}
+
+// randomCatalog writes a catalog CSV of n codes with what the real catalogs
+// are too tame to have: ratios with four decimals, caps of 0.00 and with odd
+// fen, codes with one to three validity windows and gaps between them.
+func randomCatalog(r *rand.Rand, n int) (csvText string, codes []string) {
+	var b strings.Builder
+	b.WriteString("med_list_codg,name,list_type,chrgitm_lv,selfpay_prop,pric_uplmt_amt,valid_from,valid_to\n")
+	for i := range n {
+		code := fmt.Sprintf("SYN%06d", i)
+		codes = append(codes, code)
+		// Windows start on the first of a month so that boundary days are easy to draw.
+		months := r.Perm(12)[:1+r.IntN(3)]
+		sort.Ints(months)
+		for w, m := range months {
+			from := fmt.Sprintf("2026-%02d-01", m+1)
+			to := ""
+			switch {
+			case w+1 < len(months) && r.IntN(2) == 0:
+				to = fmt.Sprintf("2026-%02d-%02d", months[w+1], daysInMonth2026(months[w+1])) // the day before the next window
+			case w+1 < len(months):
+				to = fmt.Sprintf("2026-%02d-15", m+1) // a gap up to the next window
+			case r.IntN(3) == 0:
+				to = "2026-12-31"
+			}
+			level := []string{"01", "02", "03"}[r.IntN(3)]
+			prop := decimal.New(r.Int64N(10_001), -4).String()
+			cap := ""
+			if r.IntN(2) == 0 {
+				cap = decimal.New(r.Int64N(1_000_000), -2).StringFixed(2)
+			}
+			fmt.Fprintf(&b, "%s,synthetic %d,%s,%s,%s,%s,%s,%s\n", code, i, []string{"drug", "service", "material"}[r.IntN(3)],
+				level, prop, cap, from, to)
+		}
+	}
+	return b.String(), codes
+}
+
+// daysInMonth2026 is the last day of month m (1-based) of 2026; m 0 is taken as January.
+func daysInMonth2026(m int) int {
+	return [...]int{31, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[m]
+}
+
+// Step 1 in fixed point against the decimal re-derivation, line by line,
+// through both entrances: PriceLine (decimal text, as the counter interface
+// sends it) and Price (decimal.Decimal, as a Go caller gives it). Over the
+// real catalogs and over random ones loaded through Load.
+func TestLineStepAgreesWithDecimal(t *testing.T) {
+	t.Logf("seed %d", propertySeed+2)
+	realFiles := realFS(t)
+	rs := loadRules(t)
+	g := newGen(t, rs, propertySeed+2)
+
+	synth := realFS(t)
+	text, codes := randomCatalog(g.r, 300)
+	synth["catalogs/150000.csv"] = &fstest.MapFile{Data: []byte(text)}
+	synthRS, err := rules.Load(synth)
+	require.NoError(t, err, "the random catalog is valid")
+
+	n := 20_000
+	if testing.Short() {
+		n = 2_000
+	}
+	for _, set := range []struct {
+		name  string
+		rs    *rules.RuleSet
+		ref   map[string][]refRow
+		codes []string
+	}{
+		{"real catalogs", rs, refCatalogs(t, realFiles), g.codes},
+		{"random catalog", synthRS, refCatalogs(t, synth), codes},
+	} {
+		t.Run(set.name, func(t *testing.T) {
+			lg := *g
+			lg.rs, lg.codes = set.rs, set.codes
+			provinces := make([]string, 0, len(set.rs.Catalogs))
+			for p := range set.rs.Catalogs {
+				provinces = append(provinces, p)
+			}
+			sort.Strings(provinces)
+			for i := range n {
+				prov := provinces[i%len(provinces)]
+				if set.name == "random catalog" {
+					prov = "150000"
+				}
+				day := lg.day()
+				if g.r.IntN(2) == 0 {
+					// Window edges: the first and last day of a month.
+					m := 1 + g.r.IntN(12)
+					day = rules.Date(20260000 + m*100 + []int{1, daysInMonth2026(m)}[g.r.IntN(2)])
+				}
+				cat := set.rs.Catalogs[prov]
+				ln := lg.line(fmt.Sprint(i+1), cat, day)
+				want := refLine(set.ref[prov], dayText(day), ln)
+
+				got, err := rules.PriceLine(cat, day, ln.SN, ln.Code, ln.Cnt.String(), ln.Pric.String(), ln.Amount.StringFixed(2))
+				require.NoError(t, err)
+				requireLine(t, want, got, ln)
+
+				// One fen off either way is not ROUND(cnt*pric).
+				for _, delta := range []int64{1, -1} {
+					amt := ln.Amount.Add(decimal.New(delta, -2))
+					if amt.IsNegative() {
+						continue
+					}
+					_, err := rules.PriceLine(cat, day, ln.SN, ln.Code, ln.Cnt.String(), ln.Pric.String(), amt.StringFixed(2))
+					var re *rules.Error
+					require.ErrorAs(t, err, &re)
+					require.Equal(t, rules.CodeAmountMismatch, re.Code, "%s x %s = %s", ln.Cnt, ln.Pric, amt)
+				}
+			}
+		})
+	}
+
+	// Whole claims over the random catalog: the Decimal entrance and every
+	// later step, against the reference.
+	ref := refCatalogs(t, synth)
+	cg := *g
+	cg.rs, cg.codes = synthRS, codes
+	var hospitals []*rules.Institution
+	for _, in := range g.insts {
+		if synthRS.Province(in.Admdvs) == "150000" {
+			hospitals = append(hospitals, in)
+		}
+	}
+	cg.insts = hospitals
+	for i := range n / 4 {
+		c := cg.claim()
+		res, err := synthRS.Price(c)
+		require.NoError(t, err, "claim %d", i)
+		requireIdentities(t, c, res)
+		requireReference(t, synthRS, ref, c, res)
+	}
+}
+
+// The engine's own figures for the worked cases agree with the reference too,
+// which ties the reference to the spec's answers.
+func TestReferenceAgreesOnGoldenCases(t *testing.T) {
+	rs := loadRules(t)
+	ref := refCatalogs(t, realFS(t))
+	priced := 0
+	for _, g := range goldenCases(t) {
+		if expectedCode(t, g) != "" {
+			continue
+		}
+		req, err := rules.DecodeRequest(strings.NewReader(string(g.Request)))
+		require.NoError(t, err)
+		c := req.Claim()
+		res, err := rs.Price(c)
+		require.NoError(t, err, g.Name)
+		requireReference(t, rs, ref, c, res)
+		priced++
+	}
+	require.Equal(t, 35, priced)
+}
