@@ -30,6 +30,8 @@ type Server struct {
 	Timeout time.Duration
 	// Registry receives the server's metrics (a new one when nil).
 	Registry *prometheus.Registry
+	// Alerts serves GET /bureau/alerts (the fund-supervision monitor's alerts); nil: 503.
+	Alerts AlertQuery
 
 	metrics *metrics
 	mux     *http.ServeMux
@@ -51,6 +53,7 @@ func (s *Server) Handler() http.Handler {
 	s.mux.HandleFunc("POST "+Path, s.callService)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET "+AlertsPath, s.bureauAlerts)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	return s.mux
 }
