@@ -1,0 +1,153 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+// sale settles a pharmacy sale for psn and returns its setl_id.
+func (e *env) sale(t *testing.T, psn, amount string) string {
+	t.Helper()
+	in := settlement.PharmacyInput{PsnNo: psn, Lines: []settlement.LineInput{line("1", "XA10BAG046A001010100111", "1", amount, amount)}}
+	a, err := e.engine.PharmacySettle(context.Background(), newMsg(hohhotPharmacy, "2102"), in)
+	require.NoError(t, err)
+	return a.SetlID
+}
+
+func TestOutboxPendingInCommitOrderAndMarkedUnderLease(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s1 := e.sale(t, hohhotEmployee, "10.00")
+	e.sale(t, hohhotEmployee, "20.00")
+	_, err := e.engine.Cancel(ctx, newMsg(hohhotPharmacy, "2103"), settlement.CancelInput{SetlID: s1})
+	require.NoError(t, err)
+
+	part := postgres.OutboxPart(hohhotEmployee)
+	evs, err := e.store.PendingOutbox(ctx, part, 100)
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+	for i, ev := range evs {
+		require.Equal(t, settlement.ChainOf(hohhotEmployee), ev.Chain)
+		require.Equal(t, int64(i+1), ev.Seq, "a person's events in commit order")
+		require.Equal(t, hohhotEmployee, ev.Key)
+		require.Equal(t, part, ev.Part)
+	}
+	require.Equal(t, []string{settlement.EventSettled, settlement.EventSettled, settlement.EventCancelled},
+		[]string{evs[0].Type, evs[1].Type, evs[2].Type})
+	limited, err := e.store.PendingOutbox(ctx, part, 2)
+	require.NoError(t, err)
+	require.Equal(t, evs[:2], limited)
+
+	// No lease: nothing is marked.
+	_, err = e.store.MarkOutboxPublished(ctx, "relay-a", part, []string{evs[0].ID})
+	require.ErrorIs(t, err, postgres.ErrLeaseLost)
+
+	parts, err := e.store.LeaseOutbox(ctx, "relay-a", time.Minute)
+	require.NoError(t, err)
+	require.Len(t, parts, postgres.OutboxParts, "a lone relay holds every partition")
+	n, err := e.store.MarkOutboxPublished(ctx, "relay-a", part, []string{evs[0].ID, evs[1].ID})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	n, err = e.store.MarkOutboxPublished(ctx, "relay-a", part, []string{evs[1].ID})
+	require.NoError(t, err)
+	require.Zero(t, n, "marking twice changes nothing")
+	rest, err := e.store.PendingOutbox(ctx, part, 100)
+	require.NoError(t, err)
+	require.Equal(t, evs[2:], rest, "the relay resumes right after the last mark")
+	backlog, err := e.store.OutboxBacklog(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, backlog)
+}
+
+func TestOutboxLeasesAreSharedAndTakenOverOnExpiry(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a, err := e.store.LeaseOutbox(ctx, "relay-a", 2*time.Second)
+	require.NoError(t, err)
+	require.Len(t, a, 16)
+
+	// B arrives: everything is taken until A gives up its surplus.
+	b, err := e.store.LeaseOutbox(ctx, "relay-b", time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, b)
+	a, err = e.store.LeaseOutbox(ctx, "relay-a", 2*time.Second)
+	require.NoError(t, err)
+	require.Len(t, a, 8, "fair share of two relays")
+	b, err = e.store.LeaseOutbox(ctx, "relay-b", time.Minute)
+	require.NoError(t, err)
+	require.Len(t, b, 8)
+	require.Empty(t, intersect(a, b), "no partition has two owners")
+
+	// A stops renewing: when its lease and heartbeat expire, B takes all.
+	time.Sleep(2200 * time.Millisecond)
+	b, err = e.store.LeaseOutbox(ctx, "relay-b", time.Minute)
+	require.NoError(t, err)
+	require.Len(t, b, 16)
+	_, err = e.store.MarkOutboxPublished(ctx, "relay-a", a[0], []string{"E-whatever"})
+	require.True(t, errors.Is(err, postgres.ErrLeaseLost), "a late mark of a lost partition is refused: %v", err)
+	a, err = e.store.LeaseOutbox(ctx, "relay-a", time.Minute)
+	require.NoError(t, err)
+	require.Empty(t, a, "B's leases are unexpired")
+
+	// B stops cleanly: A gets everything at once.
+	require.NoError(t, e.store.ReleaseOutbox(ctx, "relay-b"))
+	a, err = e.store.LeaseOutbox(ctx, "relay-a", time.Minute)
+	require.NoError(t, err)
+	require.Len(t, a, 16)
+	leases, err := e.store.OutboxLeases(ctx)
+	require.NoError(t, err)
+	require.Len(t, leases, 16)
+	for _, l := range leases {
+		require.Equal(t, "relay-a", l.Owner)
+		require.True(t, l.Live)
+	}
+}
+
+func TestOutboxLeasesUnderConcurrentRelays(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	owners := []string{"r1", "r2", "r3"}
+	held := make([][]int, len(owners))
+	for round := 0; round < 6; round++ {
+		errc := make(chan error, len(owners))
+		for i, o := range owners {
+			go func() {
+				p, err := e.store.LeaseOutbox(ctx, o, time.Minute)
+				held[i] = p
+				errc <- err
+			}()
+		}
+		for range owners {
+			require.NoError(t, <-errc)
+		}
+		all := slices.Concat(held...)
+		slices.Sort(all)
+		require.Equal(t, len(all), len(slices.Compact(slices.Clone(all))), "round %d: a partition with two owners: %v", round, held)
+	}
+	// Settled: every partition held, at most ceil(16/3) each.
+	total := 0
+	for _, h := range held {
+		require.LessOrEqual(t, len(h), 6)
+		total += len(h)
+	}
+	require.Equal(t, 16, total)
+}
+
+func intersect(a, b []int) []int {
+	var out []int
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
