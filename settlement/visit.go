@@ -189,14 +189,14 @@ func (e *Engine) ackUpdate(ctx context.Context, msg Msg, op func(ctx context.Con
 
 // LineInput is one fee line as uploaded (2204/2301).
 type LineInput struct {
-	SN        string
-	ChrgBchno string
-	Code      string
-	HospCode  string
-	Cnt       string // exact decimal text, at most 4 decimals
-	Pric      string
-	Amount    string // at most 2 decimals, = ROUND(cnt*pric)
-	FeeTime   time.Time
+	SN        string    `json:"feedetl_sn"`
+	ChrgBchno string    `json:"chrg_bchno,omitempty"`
+	Code      string    `json:"med_list_codg"`
+	HospCode  string    `json:"medins_list_codg,omitempty"`
+	Cnt       string    `json:"cnt"`                 // exact decimal text, at most 4 decimals
+	Pric      string    `json:"pric"`                // exact decimal text, at most 4 decimals
+	Amount    string    `json:"det_item_fee_sumamt"` // at most 2 decimals, = ROUND(cnt*pric)
+	FeeTime   time.Time `json:"fee_ocur_time,omitzero"`
 }
 
 // UploadAnswer is the answer of 2204/2301: each line's classification.

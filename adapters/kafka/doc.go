@@ -62,10 +62,9 @@
 // # Manual claims (topic medsettle.claims)
 //
 // Manual claims (零星报销) arrive on medsettle.claims, key claim_id, value
-// JSON of settlement.ManualClaim (its lines, feedetail, carry
-// settlement.LineInput's Go field names, SN, ChrgBchno, Code, HospCode, Cnt,
-// Pric, Amount and FeeTime, matched case-insensitively: LineInput has no
-// JSON tags). The intake (Intake) reads them in the
+// JSON of settlement.ManualClaim (its lines, feedetail, carry the national
+// field names feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt,
+// pric, det_item_fee_sumamt and fee_ocur_time). The intake (Intake) reads them in the
 // consumer group medsettle-intake, settles each once through
 // settlement.Engine.ManualSettle (idempotent by claim_id: the same claim
 // again gets the first answer; the same claim_id with other content is

@@ -21,11 +21,14 @@ func init() {
 
 // dsnFlag registers --dsn, defaulting to $MEDSETTLE_DSN, then $DATABASE_URL.
 func dsnFlag(fs *flag.FlagSet) *string {
-	def := os.Getenv("MEDSETTLE_DSN")
-	if def == "" {
-		def = os.Getenv("DATABASE_URL")
+	return fs.String("dsn", defaultDSN(), "PostgreSQL/CockroachDB URL (env MEDSETTLE_DSN or DATABASE_URL)")
+}
+
+func defaultDSN() string {
+	if dsn := os.Getenv("MEDSETTLE_DSN"); dsn != "" {
+		return dsn
 	}
-	return fs.String("dsn", def, "PostgreSQL/CockroachDB URL (env MEDSETTLE_DSN or DATABASE_URL)")
+	return os.Getenv("DATABASE_URL")
 }
 
 func openStore(ctx context.Context, dsn string, stderr io.Writer) (*postgres.Store, error) {

@@ -114,6 +114,10 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 	var servers []*http.Server
 	for _, p := range platforms {
 		h := p.server.Handler()
+		// console: the province's bureau console at /console/ (adapters/console; see withConsole in report.go)
+		if h, err = withConsole(ctx, h, p.store, p.engine, p.server.Keys, p.province, false, log.With("province", p.province)); err != nil {
+			return err
+		}
 		router.Provinces[p.province] = h
 		if router.Default == nil {
 			router.Default = h // health and metrics of the first platform
@@ -130,6 +134,7 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 	fmt.Fprintf(stdout, "  Temporal: %s namespace %s (monthly clearing: medsettle clear --temporal-address %s --namespace %s --period YYYY-MM)\n",
 		ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), ts.GetFrontendHostPort(), ts.GetDefaultNamespace())
 	fmt.Fprintf(stdout, "medsettle listening on http://%s%s (every province, routed by fixmedins_code)\n", listen, httpapi.Path)
+	fmt.Fprintf(stdout, "  bureau console: http://%s/console/ (province %s; each province's on its own port) with a bureau key of testdata/dev-keys.csv\n", listen, platforms[0].province) // console
 
 	select {
 	case err = <-errc:

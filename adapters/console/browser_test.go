@@ -1,0 +1,356 @@
+package console_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medsettle/medsettle/rules"
+)
+
+// TestBrowserAgainstDev runs `medsettle dev`, drives the scripted counter
+// day of `medsettle demo` through it, and then uses the console of the
+// Inner Mongolia platform in headless Chromium as a bureau would: the
+// dashboard's totals against SQL, a settlement's split and ledger entries,
+// a reconciliation with a seeded difference, and the access rules.
+// Screenshots go to $MEDSETTLE_ARTIFACTS/browser (default: the test's
+// temporary directory).
+//
+// It needs Chromium (Debian: apt-get install chromium); without it the test
+// is skipped unless MEDSETTLE_BROWSER_TESTS is set, which makes it fail.
+func TestBrowserAgainstDev(t *testing.T) {
+	bin := chromiumPath()
+	if bin == "" {
+		if os.Getenv("MEDSETTLE_BROWSER_TESTS") == "" {
+			t.Skip("no chromium (apt-get install chromium); set MEDSETTLE_BROWSER_TESTS=1 to require it")
+		}
+		t.Fatal("MEDSETTLE_BROWSER_TESTS is set but no chromium binary was found (set MEDSETTLE_CHROMIUM)")
+	}
+	artifacts := t.TempDir()
+	if a := os.Getenv("MEDSETTLE_ARTIFACTS"); a != "" {
+		artifacts = filepath.Join(a, "browser")
+		require.NoError(t, os.MkdirAll(artifacts, 0o755))
+	}
+	t.Logf("screenshots and logs in %s", artifacts)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	exe := buildMedsettle(t, ctx)
+	base := freePortRun(t, 4)
+	dsns, url := startDev(t, ctx, exe, base, artifacts)
+
+	demo := exec.CommandContext(ctx, exe, "demo", "--url", url)
+	out, err := demo.CombinedOutput()
+	require.NoError(t, os.WriteFile(filepath.Join(artifacts, "demo.txt"), out, 0o644))
+	require.NoError(t, err, "medsettle demo:\n%s", out)
+
+	db, err := pgx.Connect(ctx, dsns["150000"])
+	require.NoError(t, err)
+	defer db.Close(ctx)
+	y, m, d := time.Now().In(cst).Date()
+	from := time.Date(y, m, d, 0, 0, 0, 0, cst)
+	to := from.AddDate(0, 0, 1)
+	today := from.Format("2006-01-02")
+
+	b, err := startBrowser(bin, t.TempDir(), &lockedWriter{path: filepath.Join(artifacts, "chromium.log")})
+	require.NoError(t, err)
+	defer b.close()
+	shot := func(tb *tab, name string) {
+		require.NoError(t, tb.screenshot(ctx, filepath.Join(artifacts, name)))
+	}
+	console := url + "/console"
+
+	// Without a key: the login page, and no data.
+	anon, err := b.newTab(ctx)
+	require.NoError(t, err)
+	require.NoError(t, anon.navigate(ctx, console+"/"))
+	var path, body string
+	require.NoError(t, anon.eval(ctx, "location.pathname", &path))
+	require.NoError(t, anon.eval(ctx, "document.body.innerText", &body))
+	require.Equal(t, "/console/login", path)
+	require.NotContains(t, body, "medfee_sumamt")
+	shot(anon, "01-login.png")
+
+	// The Hohhot bureau signs in: today's dashboard equals SQL.
+	hohhot, err := b.newTab(ctx)
+	require.NoError(t, err)
+	require.NoError(t, hohhot.navigate(ctx, console+"/login"))
+	require.NoError(t, hohhot.submit(ctx, map[string]string{"key": bureauHohhot}, "signin"))
+	checkDashboard(t, ctx, hohhot, db, "150100", from, to)
+	shot(hohhot, "02-dashboard-150100.png")
+
+	// A settlement page: its split and its ledger entries, as stored.
+	var setlID, fund, hash, chain string
+	var seq int64
+	var entries int
+	require.NoError(t, db.QueryRow(ctx, `SELECT s.setl_id, s.fund_pay_sumamt::TEXT, t.hash, t.chain, t.seq,
+		(SELECT count(*) FROM ledger_entries e WHERE e.txn_id = t.txn_id)
+		FROM settlements s JOIN ledger_txns t ON t.txn_id = s.ledger_txn_id
+		WHERE s.insuplc_admdvs = '150100' AND s.med_type = '21' AND s.reverses = '' AND s.setl_time >= $1
+		ORDER BY s.setl_time DESC LIMIT 1`, from).Scan(&setlID, &fund, &hash, &chain, &seq, &entries))
+	require.NoError(t, hohhot.navigate(ctx, console+"/settlements/"+setlID))
+	for id, want := range map[string]string{"setl-id": setlID, "hash": hash, "chain": chain, "seq": fmt.Sprint(seq)} {
+		got, err := hohhot.text(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, want, got, id)
+	}
+	var split string
+	require.NoError(t, hohhot.eval(ctx, `document.querySelector('#setlinfo tr[data-field="fund_pay_sumamt"] td').textContent`, &split))
+	require.Equal(t, fund, plain(split))
+	var rowsShown int
+	require.NoError(t, hohhot.eval(ctx, `document.querySelectorAll('#entries tbody tr').length`, &rowsShown))
+	require.Equal(t, entries, rowsShown)
+	for _, id := range []string{"hash-ok", "link-ok"} {
+		got, err := hohhot.text(ctx, id)
+		require.NoError(t, err)
+		require.Contains(t, got, "yes", id)
+	}
+	var lines int
+	require.NoError(t, hohhot.eval(ctx, `document.querySelectorAll('#lines tbody tr').length`, &lines))
+	require.Equal(t, 9, lines, "three days of three lines")
+	shot(hohhot, "03-settlement-inpatient.png")
+
+	// The cross-province settlement of the Wuhan resident: the treatment side.
+	var crossID string
+	require.NoError(t, db.QueryRow(ctx, `SELECT setl_id FROM settlements WHERE role = 'treatment' AND insuplc_admdvs = '420100'
+		AND reverses = '' AND setl_time >= $1 LIMIT 1`, from).Scan(&crossID))
+	require.NoError(t, hohhot.navigate(ctx, console+"/settlements/"+crossID))
+	shot(hohhot, "04-settlement-cross-province.png")
+
+	// Reconciliation of the hospital's day with one HIS row 1.00 off.
+	rows, err := db.Query(ctx, `SELECT setl_id, mdtrt_id, psn_no, medfee_sumamt::TEXT, fund_pay_sumamt::TEXT, acct_pay::TEXT, status
+		FROM settlements WHERE fixmedins_code = $1 AND setl_time >= $2 AND setl_time < $3 AND reverses = '' ORDER BY setl_id`,
+		hohhotHospital, from, to)
+	require.NoError(t, err)
+	var csv strings.Builder
+	csv.WriteString("setl_id,mdtrt_id,psn_no,medfee_sumamt,fund_pay_sumamt,acct_pay,refd_setl_flag\n")
+	var totMedfee, totFund, totAcct rules.Money
+	count, seeded := 0, ""
+	for rows.Next() {
+		var id, mdtrt, psn, mf, fd, ac, status string
+		require.NoError(t, rows.Scan(&id, &mdtrt, &psn, &mf, &fd, &ac, &status))
+		medfee, fund, acct := money(t, mf), money(t, fd), money(t, ac)
+		flag := "0"
+		if status == "cancelled" {
+			flag = "1"
+		} else {
+			totMedfee, totFund, totAcct, count = totMedfee+medfee, totFund+fund, totAcct+acct, count+1
+		}
+		if seeded == "" && flag == "0" {
+			seeded, medfee = id, medfee+100 // the HIS recorded 1.00 more
+		}
+		fmt.Fprintf(&csv, "%s,%s,%s,%s,%s,%s,%s\n", id, mdtrt, psn, medfee, fund, acct, flag)
+	}
+	require.NoError(t, rows.Err())
+	require.NotEmpty(t, seeded)
+	require.NoError(t, hohhot.navigate(ctx, console+"/reconcile"))
+	require.NoError(t, hohhot.submit(ctx, map[string]string{"inst": hohhotHospital, "from": today, "to": today,
+		"medfee": (totMedfee + 100).String(), "fund": totFund.String(), "acct": totAcct.String(), "count": fmt.Sprint(count),
+		"detail": csv.String()}, "run-recon"))
+	for id, want := range map[string]string{"stmt-rslt": "1 mismatch", "diff-count": "1"} {
+		got, err := hohhot.text(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, want, got, id)
+	}
+	var diff []string
+	require.NoError(t, hohhot.eval(ctx, `Array.from(document.querySelectorAll('#differences tbody tr')).map(function(r){return r.dataset.setl+" "+r.dataset.rslt+" "+r.querySelector('.memo').textContent})`, &diff))
+	require.Len(t, diff, 1)
+	require.True(t, strings.HasPrefix(diff[0], seeded+" 3 differs: platform medfee"), diff[0])
+	shot(hohhot, "05-reconciliation-difference.png")
+
+	// Clearing and audit.
+	require.NoError(t, hohhot.navigate(ctx, console+"/clearing"))
+	var open int
+	require.NoError(t, hohhot.eval(ctx, `document.querySelectorAll('#open-items tbody tr').length`, &open))
+	require.GreaterOrEqual(t, open, 1, "the Wuhan resident's care is an open receivable")
+	shot(hohhot, "06-clearing.png")
+	require.NoError(t, hohhot.navigate(ctx, console+"/audit"))
+	require.NoError(t, hohhot.submit(ctx, nil, "run-audit"))
+	st, err := hohhot.text(ctx, "audit-status")
+	require.NoError(t, err)
+	require.Equal(t, "OK", st)
+	shot(hohhot, "07-audit.png")
+	require.NoError(t, hohhot.navigate(ctx, console+"/settlements"))
+	shot(hohhot, "08-settlements.png")
+
+	// Another region's bureau on the same platform sees only its own.
+	wuhan, err := b.newTab(ctx)
+	require.NoError(t, err)
+	require.NoError(t, wuhan.navigate(ctx, console+"/login"))
+	require.NoError(t, wuhan.submit(ctx, map[string]string{"key": bureauWuhan}, "signin"))
+	checkDashboard(t, ctx, wuhan, db, "420100", from, to)
+	shot(wuhan, "09-dashboard-420100.png")
+	require.NoError(t, wuhan.navigate(ctx, console+"/settlements/"+setlID))
+	require.NoError(t, wuhan.eval(ctx, "document.body.innerText", &body))
+	require.Contains(t, body, "no settlement "+setlID+" in region 420100")
+	require.NotContains(t, body, fund)
+	require.NoError(t, wuhan.navigate(ctx, console+"/settlements/"+crossID))
+	got, err := wuhan.text(ctx, "setl-id")
+	require.NoError(t, err)
+	require.Equal(t, crossID, got, "its own insured person's care in Hohhot")
+}
+
+// checkDashboard compares the dashboard of today with SQL sums.
+func checkDashboard(t *testing.T, ctx context.Context, tb *tab, db *pgx.Conn, region string, from, to time.Time) {
+	t.Helper()
+	got, err := tb.text(ctx, "bureau-region")
+	require.NoError(t, err)
+	require.Equal(t, region, got)
+	for _, c := range []struct{ id, expr, scope string }{
+		{"insured-count", "count(*) FILTER (WHERE reverses = '') - count(*) FILTER (WHERE reverses <> '')", "insuplc_admdvs"},
+		{"insured-medfee", "COALESCE(sum(medfee_sumamt), 0)::DECIMAL(18,2)::TEXT", "insuplc_admdvs"},
+		{"insured-fund", "COALESCE(sum(fund_pay_sumamt), 0)::DECIMAL(18,2)::TEXT", "insuplc_admdvs"},
+		{"insured-acct", "COALESCE(sum(acct_pay), 0)::DECIMAL(18,2)::TEXT", "insuplc_admdvs"},
+		{"insured-cash", "COALESCE(sum(psn_cash_pay), 0)::DECIMAL(18,2)::TEXT", "insuplc_admdvs"},
+		{"treated-count", "count(*) FILTER (WHERE reverses = '') - count(*) FILTER (WHERE reverses <> '')", "mdtrtarea_admvs"},
+		{"treated-medfee", "COALESCE(sum(medfee_sumamt), 0)::DECIMAL(18,2)::TEXT", "mdtrtarea_admvs"},
+		{"treated-fund", "COALESCE(sum(fund_pay_sumamt), 0)::DECIMAL(18,2)::TEXT", "mdtrtarea_admvs"},
+	} {
+		var want string
+		require.NoError(t, db.QueryRow(ctx, `SELECT (`+c.expr+`)::TEXT FROM settlements WHERE `+c.scope+` = $1
+			AND setl_time >= $2 AND setl_time < $3`, region, from, to).Scan(&want))
+		got, err := tb.text(ctx, c.id)
+		require.NoError(t, err)
+		require.Equal(t, want, plain(got), "%s %s", region, c.id)
+	}
+	var bars int
+	require.NoError(t, tb.eval(ctx, `document.querySelectorAll('svg rect').length`, &bars))
+	require.Greater(t, bars, 0, "the charts are drawn")
+}
+
+func money(t *testing.T, s string) rules.Money {
+	m, err := rules.ParseMoney(s)
+	require.NoError(t, err)
+	return m
+}
+
+// buildMedsettle builds the binary of this module.
+func buildMedsettle(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	require.NoError(t, err)
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	exe := filepath.Join(t.TempDir(), "medsettle")
+	build := exec.CommandContext(ctx, "go", "build", "-o", exe, "./cmd/medsettle")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build:\n%s", out)
+	return exe
+}
+
+// freePortRun finds n consecutive free ports on loopback.
+func freePortRun(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if base+n > 65535 {
+			continue
+		}
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no run of free ports")
+	return 0
+}
+
+// startDev runs `medsettle dev` on base (router) and base+1.. (provinces)
+// and returns each province's database DSN and the router's URL.
+func startDev(t *testing.T, ctx context.Context, exe string, base int, artifacts string) (map[string]string, string) {
+	t.Helper()
+	listen := "127.0.0.1:" + strconv.Itoa(base)
+	dev := exec.Command(exe, "dev", "--listen", listen, "--province-port", strconv.Itoa(base+1))
+	log := &lockedWriter{path: filepath.Join(artifacts, "dev.log")}
+	dev.Stderr = log
+	stdout, err := dev.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, dev.Start())
+	t.Cleanup(func() {
+		_ = dev.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { _ = dev.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = dev.Process.Kill()
+			<-done
+		}
+	})
+	dsns := map[string]string{}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`province (\d{6}): \S+\s+database (\S+)`)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = log.Write([]byte(line + "\n"))
+			if m := re.FindStringSubmatch(line); m != nil {
+				log.mu.Lock()
+				dsns[m[1]] = m[2]
+				log.mu.Unlock()
+			}
+			if strings.HasPrefix(line, "medsettle listening") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(4 * time.Minute):
+		t.Fatalf("medsettle dev did not start; see %s", log.path)
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	require.Contains(t, dsns, "150000")
+	out := map[string]string{}
+	for k, v := range dsns {
+		out[k] = v
+	}
+	return out, "http://" + listen
+}
+
+// lockedWriter appends to a file, safely from several goroutines.
+type lockedWriter struct {
+	path string
+	mu   sync.Mutex
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Write(p)
+}

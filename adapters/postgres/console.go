@@ -1,0 +1,715 @@
+package postgres
+
+// The bureau console's read side (console.Reader). Every query is a range
+// scan of an index led by the region (settlements_by_region, and
+// settlements_by_treatment_region of migration 0006) or by the institution,
+// bounded by time and, for lists, by a keyset cursor and a LIMIT: a page
+// view costs what the page shows, not what the table holds.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/medsettle/medsettle/adapters/console"
+	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+var _ console.Reader = (*Store)(nil)
+
+// sumCols are the aggregates of a console.Sums, decimals as text.
+const sumCols = `sum(CASE WHEN reverses = '' THEN 1 ELSE -1 END),
+	COALESCE(sum(medfee_sumamt), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(fund_pay_sumamt), 0)::DECIMAL(18,2)::TEXT,
+	COALESCE(sum(hifp_pay), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(hifmi_pay), 0)::DECIMAL(18,2)::TEXT,
+	COALESCE(sum(hifob_pay), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(maf_pay), 0)::DECIMAL(18,2)::TEXT,
+	COALESCE(sum(acct_pay), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(psn_cash_pay), 0)::DECIMAL(18,2)::TEXT`
+
+func scanSums(dst *console.Sums, count *int64, m []string) error {
+	dst.Count = *count
+	return scanMoney([]*rules.Money{&dst.Medfee, &dst.Fund, &dst.Hifp, &dst.Hifmi, &dst.Hifob, &dst.Maf, &dst.Acct, &dst.Cash}, m)
+}
+
+// ConsoleTotals implements console.Reader. Whole days that ended before
+// closedBefore come from console_day_totals (summed there from settlements
+// on first use); the rest of the range is summed from settlements directly.
+// Either way a sum reads an index range of the region.
+func (s *Store) ConsoleTotals(ctx context.Context, region string, from, to, closedBefore time.Time) (*console.Totals, error) {
+	out := &console.Totals{}
+	for _, sc := range []struct {
+		scope string
+		col   string
+		dst   *[]console.TotalsRow
+	}{{"insured", "insuplc_admdvs", &out.Insured}, {"treated", "mdtrtarea_admvs", &out.Treated}} {
+		rows, err := s.totals(ctx, sc.scope, sc.col, region, from, to, closedBefore)
+		if err != nil {
+			return nil, err
+		}
+		*sc.dst = rows
+	}
+	return out, nil
+}
+
+var cst = time.FixedZone("CST", 8*3600)
+
+// dayStart is the CST midnight at or after (ceil) or at or before t.
+func dayStart(t time.Time, ceil bool) time.Time {
+	y, m, d := t.In(cst).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, cst)
+	if ceil && day.Before(t) {
+		day = day.AddDate(0, 0, 1)
+	}
+	return day
+}
+
+type totalsKey struct{ inst, medType, insured, treated string }
+
+func (s *Store) totals(ctx context.Context, scope, col, region string, from, to, closedBefore time.Time) ([]console.TotalsRow, error) {
+	by := map[totalsKey]*console.TotalsRow{}
+	add := func(rows []console.TotalsRow) {
+		for _, r := range rows {
+			k := totalsKey{r.Institution, r.MedType, r.InsuredRegion, r.TreatmentRegion}
+			if cur := by[k]; cur != nil {
+				cur.Add(r.Sums)
+			} else {
+				c := r
+				by[k] = &c
+			}
+		}
+	}
+	// The closed days [cFrom, cTo) from the day totals, the rest live.
+	cFrom, cTo := dayStart(from, true), dayStart(to, false)
+	if limit := dayStart(closedBefore, false); cTo.After(limit) {
+		cTo = limit
+	}
+	if !closedBefore.IsZero() && cFrom.Before(cTo) {
+		rows, err := s.dayTotals(ctx, scope, col, region, cFrom, cTo)
+		if err != nil {
+			return nil, err
+		}
+		add(rows)
+		for _, r := range [][2]time.Time{{from, cFrom}, {cTo, to}} {
+			if r[0].Before(r[1]) {
+				rows, err := s.liveTotals(ctx, col, region, r[0], r[1], false)
+				if err != nil {
+					return nil, err
+				}
+				add(rows)
+			}
+		}
+	} else {
+		rows, err := s.liveTotals(ctx, col, region, from, to, false)
+		if err != nil {
+			return nil, err
+		}
+		add(rows)
+	}
+	out := make([]console.TotalsRow, 0, len(by))
+	for _, r := range by {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b console.TotalsRow) int {
+		return strings.Compare(a.Institution+"|"+a.MedType+"|"+a.InsuredRegion+"|"+a.TreatmentRegion,
+			b.Institution+"|"+b.MedType+"|"+b.InsuredRegion+"|"+b.TreatmentRegion)
+	})
+	return out, nil
+}
+
+// liveTotals sums settlements of the region in [from, to) by institution,
+// med_type and regions (and, with byDay, by CST day, into TotalsRow.Day).
+func (s *Store) liveTotals(ctx context.Context, col, region string, from, to time.Time, byDay bool) ([]console.TotalsRow, error) {
+	day, group := `''`, ``
+	if byDay {
+		// The CST calendar day of setl_time, in SQL both databases share.
+		day, group = `((setl_time AT TIME ZONE 'UTC') + INTERVAL '8 hours')::DATE::TEXT`, `, 1`
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+day+`, fixmedins_code, med_type, insuplc_admdvs, mdtrtarea_admvs, `+sumCols+`
+		FROM settlements WHERE `+col+` = $1 AND setl_time >= $2 AND setl_time < $3
+		GROUP BY fixmedins_code, med_type, insuplc_admdvs, mdtrtarea_admvs`+group, region, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("console totals of %s: %w", region, err)
+	}
+	defer rows.Close()
+	var out []console.TotalsRow
+	for rows.Next() {
+		var r console.TotalsRow
+		var n int64
+		var m [8]string
+		if err := rows.Scan(&r.Day, &r.Institution, &r.MedType, &r.InsuredRegion, &r.TreatmentRegion, &n,
+			&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7]); err != nil {
+			return nil, fmt.Errorf("console totals of %s: %w", region, err)
+		}
+		if err := scanSums(&r.Sums, &n, m[:]); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// dayTotals reads the day totals of [from, to) (whole CST days), summing
+// and storing first the days not summed yet.
+func (s *Store) dayTotals(ctx context.Context, scope, col, region string, from, to time.Time) ([]console.TotalsRow, error) {
+	const dayFmt = "2006-01-02"
+	rows, err := s.pool.Query(ctx, `SELECT day::TEXT FROM console_days WHERE scope = $1 AND region = $2
+		AND day >= $3::TEXT::DATE AND day < $4::TEXT::DATE`, scope, region, from.Format(dayFmt), to.Format(dayFmt))
+	if err != nil {
+		return nil, fmt.Errorf("console day totals of %s: %w", region, err)
+	}
+	done := map[string]bool{}
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		done[d] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Missing days, in runs of consecutive days: one query per run.
+	var runStart time.Time
+	for d := from; ; d = d.AddDate(0, 0, 1) {
+		missing := d.Before(to) && !done[d.Format(dayFmt)]
+		switch {
+		case missing && runStart.IsZero():
+			runStart = d
+		case !missing && !runStart.IsZero():
+			if err := s.sumDays(ctx, scope, col, region, runStart, d); err != nil {
+				return nil, err
+			}
+			runStart = time.Time{}
+		}
+		if !d.Before(to) {
+			break
+		}
+	}
+	rows, err = s.pool.Query(ctx, `SELECT '', fixmedins_code, med_type, insuplc_admdvs, mdtrtarea_admvs, sum(n),
+		sum(medfee_sumamt)::DECIMAL(18,2)::TEXT, sum(fund_pay_sumamt)::DECIMAL(18,2)::TEXT, sum(hifp_pay)::DECIMAL(18,2)::TEXT,
+		sum(hifmi_pay)::DECIMAL(18,2)::TEXT, sum(hifob_pay)::DECIMAL(18,2)::TEXT, sum(maf_pay)::DECIMAL(18,2)::TEXT,
+		sum(acct_pay)::DECIMAL(18,2)::TEXT, sum(psn_cash_pay)::DECIMAL(18,2)::TEXT
+		FROM console_day_totals WHERE scope = $1 AND region = $2 AND day >= $3::TEXT::DATE AND day < $4::TEXT::DATE
+		GROUP BY fixmedins_code, med_type, insuplc_admdvs, mdtrtarea_admvs`, scope, region, from.Format(dayFmt), to.Format(dayFmt))
+	if err != nil {
+		return nil, fmt.Errorf("console day totals of %s: %w", region, err)
+	}
+	defer rows.Close()
+	var out []console.TotalsRow
+	for rows.Next() {
+		var r console.TotalsRow
+		var n int64
+		var m [8]string
+		if err := rows.Scan(&r.Day, &r.Institution, &r.MedType, &r.InsuredRegion, &r.TreatmentRegion, &n,
+			&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7]); err != nil {
+			return nil, fmt.Errorf("console day totals of %s: %w", region, err)
+		}
+		if err := scanSums(&r.Sums, &n, m[:]); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// sumDays sums the settlements of whole days [from, to) into
+// console_day_totals and marks the days summed, in one transaction. Two
+// viewers summing the same days write the same rows: the second's are
+// dropped by the primary keys.
+func (s *Store) sumDays(ctx context.Context, scope, col, region string, from, to time.Time) error {
+	rows, err := s.liveTotals(ctx, col, region, from, to, true)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(ptx pgx.Tx) error {
+		var b pgx.Batch
+		for _, r := range rows {
+			b.Queue(`INSERT INTO console_day_totals (scope, region, day, fixmedins_code, med_type, insuplc_admdvs, mdtrtarea_admvs,
+				n, medfee_sumamt, fund_pay_sumamt, hifp_pay, hifmi_pay, hifob_pay, maf_pay, acct_pay, psn_cash_pay)
+				VALUES ($1, $2, $3::TEXT::DATE, $4, $5, $6, $7, $8, $9::TEXT::DECIMAL(18,2), $10::TEXT::DECIMAL(18,2),
+				$11::TEXT::DECIMAL(18,2), $12::TEXT::DECIMAL(18,2), $13::TEXT::DECIMAL(18,2), $14::TEXT::DECIMAL(18,2),
+				$15::TEXT::DECIMAL(18,2), $16::TEXT::DECIMAL(18,2)) ON CONFLICT DO NOTHING`,
+				scope, region, r.Day, r.Institution, r.MedType, r.InsuredRegion, r.TreatmentRegion, r.Count,
+				r.Medfee.String(), r.Fund.String(), r.Hifp.String(), r.Hifmi.String(), r.Hifob.String(), r.Maf.String(),
+				r.Acct.String(), r.Cash.String())
+		}
+		now := time.Now()
+		for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
+			b.Queue(`INSERT INTO console_days (scope, region, day, computed_at) VALUES ($1, $2, $3::TEXT::DATE, $4)
+				ON CONFLICT DO NOTHING`, scope, region, d.Format("2006-01-02"), now)
+		}
+		if err := ptx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("storing console day totals of %s: %w", region, err)
+		}
+		return nil
+	})
+}
+
+const listCols = `setl_id, setl_time, psn_no, fixmedins_code, insuplc_admdvs, mdtrtarea_admvs, med_type, role, status,
+	reverses, medfee_sumamt::TEXT, fund_pay_sumamt::TEXT, acct_pay::TEXT, psn_cash_pay::TEXT`
+
+func scanListRow(row pgx.Row) (console.ListRow, error) {
+	var r console.ListRow
+	var role, status string
+	var m [4]string
+	if err := row.Scan(&r.SetlID, &r.SetlTime, &r.PsnNo, &r.Institution, &r.InsuredRegion, &r.TreatmentRegion,
+		&r.MedType, &role, &status, &r.Reverses, &m[0], &m[1], &m[2], &m[3]); err != nil {
+		return r, fmt.Errorf("reading settlement row: %w", err)
+	}
+	r.Role, r.Status = settlement.Role(role), settlement.SettlementStatus(status)
+	return r, scanMoney([]*rules.Money{&r.Medfee, &r.Fund, &r.Acct, &r.Cash}, m[:])
+}
+
+// ConsoleSettlements implements console.Reader. With no institution filter
+// and both scopes, the two index scans (insured region, treatment region)
+// each return at most a page and are merged here.
+func (s *Store) ConsoleSettlements(ctx context.Context, q console.ListQuery) ([]console.ListRow, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	if q.Institution != "" {
+		scope := `(insuplc_admdvs = $2 OR mdtrtarea_admvs = $2)`
+		switch q.Scope {
+		case console.ScopeInsured:
+			scope = `insuplc_admdvs = $2`
+		case console.ScopeTreated:
+			scope = `mdtrtarea_admvs = $2`
+		}
+		return s.listPage(ctx, q, `fixmedins_code = $1 AND `+scope, q.Institution, q.Region)
+	}
+	switch q.Scope {
+	case console.ScopeInsured:
+		return s.listPage(ctx, q, `insuplc_admdvs = $1`, q.Region)
+	case console.ScopeTreated:
+		return s.listPage(ctx, q, `mdtrtarea_admvs = $1`, q.Region)
+	}
+	a, err := s.listPage(ctx, q, `insuplc_admdvs = $1`, q.Region)
+	if err != nil {
+		return nil, err
+	}
+	// Treated here and insured elsewhere: the rest of the region's rows.
+	b, err := s.listPage(ctx, q, `mdtrtarea_admvs = $1 AND insuplc_admdvs <> $1`, q.Region)
+	if err != nil {
+		return nil, err
+	}
+	all := append(a, b...)
+	slices.SortFunc(all, func(x, y console.ListRow) int { return -compareCursor(x.Cursor(), y.Cursor()) })
+	if q.Before != nil {
+		// Rows newer than the cursor: the page is the oldest Limit of them.
+		if len(all) > q.Limit {
+			all = all[len(all)-q.Limit:]
+		}
+	} else if len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	return all, nil
+}
+
+func compareCursor(a, b console.Cursor) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// listPage runs one keyset query: where (with its own arguments first) and
+// the query's filters, newest first, at most q.Limit rows.
+func (s *Store) listPage(ctx context.Context, q console.ListQuery, where string, args ...any) ([]console.ListRow, error) {
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT ` + listCols + ` FROM settlements WHERE ` + where)
+	if q.MedType != "" {
+		b.WriteString(` AND med_type = ` + arg(q.MedType))
+	}
+	if !q.From.IsZero() {
+		b.WriteString(` AND setl_time >= ` + arg(q.From))
+	}
+	if !q.To.IsZero() {
+		b.WriteString(` AND setl_time < ` + arg(q.To))
+	}
+	// The keyset condition is written so that its leading term bounds the
+	// index range on setl_time in PostgreSQL and CockroachDB alike.
+	order := ` ORDER BY setl_time DESC, setl_id DESC`
+	switch {
+	case q.Before != nil:
+		t, id := arg(q.Before.Time), arg(q.Before.ID)
+		b.WriteString(` AND setl_time >= ` + t + ` AND (setl_time > ` + t + ` OR setl_id > ` + id + `)`)
+		order = ` ORDER BY setl_time, setl_id`
+	case q.After != nil:
+		t, id := arg(q.After.Time), arg(q.After.ID)
+		b.WriteString(` AND setl_time <= ` + t + ` AND (setl_time < ` + t + ` OR setl_id < ` + id + `)`)
+	}
+	b.WriteString(order + ` LIMIT ` + arg(q.Limit))
+	rows, err := s.pool.Query(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing settlements: %w", err)
+	}
+	defer rows.Close()
+	var out []console.ListRow
+	for rows.Next() {
+		r, err := scanListRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing settlements: %w", err)
+	}
+	if q.Before != nil {
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// ConsoleSettlement implements console.Reader: primary-key lookups only
+// (and the visit's other settlements by settlements_by_visit).
+func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*console.Detail, error) {
+	var out *console.Detail
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(ptx pgx.Tx) error {
+		out = nil
+		st, err := scanSettlement(ptx.QueryRow(ctx, `SELECT `+settlementCols+` FROM settlements
+			WHERE setl_id = $1 AND (insuplc_admdvs = $2 OR mdtrtarea_admvs = $2)`, setlID, region))
+		if err != nil || st == nil {
+			return err
+		}
+		d := &console.Detail{Settlement: *st}
+		if d.Lines, err = allLines(ctx, ptx, st.MdtrtID); err != nil {
+			return err
+		}
+		if d.Txn, err = ledgerTxn(ctx, ptx, st.LedgerTxnID); err != nil {
+			return err
+		}
+		if d.Txn != nil {
+			err := ptx.QueryRow(ctx, `SELECT seq, hash FROM chain_heads WHERE chain = $1`, d.Txn.Chain).Scan(&d.Head.Seq, &d.Head.Hash)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("reading chain head %s: %w", d.Txn.Chain, err)
+			}
+			if d.Txn.Seq > 1 {
+				err := ptx.QueryRow(ctx, `SELECT hash FROM ledger_txns WHERE chain = $1 AND seq = $2`, d.Txn.Chain, d.Txn.Seq-1).Scan(&d.PrevHash)
+				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return fmt.Errorf("reading the previous link of %s: %w", d.Txn.ID, err)
+				}
+			}
+		}
+		rows, err := ptx.Query(ctx, `SELECT `+listCols+` FROM settlements
+			WHERE mdtrt_id = $1 AND setl_id <> $2 AND (insuplc_admdvs = $3 OR mdtrtarea_admvs = $3)
+			ORDER BY setl_time, setl_id LIMIT 100`, st.MdtrtID, st.SetlID, region)
+		if err != nil {
+			return fmt.Errorf("reading settlements of visit %s: %w", st.MdtrtID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanListRow(rows)
+			if err != nil {
+				return err
+			}
+			d.Related = append(d.Related, r)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		out = d
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console settlement %s: %w", setlID, err)
+	}
+	return out, nil
+}
+
+// allLines returns every line of a visit, withdrawn ones included.
+func allLines(ctx context.Context, ptx pgx.Tx, mdtrtID string) ([]settlement.FeeLine, error) {
+	rows, err := ptx.Query(ctx, `SELECT feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
+		det_item_fee_sumamt::TEXT, fee_ocur_time, withdrawn, fulamt_ownpay_amt::TEXT, overlmt_amt::TEXT, preselfpay_amt::TEXT,
+		inscp_scp_amt::TEXT, chrgitm_lv, list_type, COALESCE(pric_uplmt_amt::TEXT, ''), selfpay_prop::TEXT
+		FROM fee_lines WHERE mdtrt_id = $1 ORDER BY fee_ocur_time, feedetl_sn LIMIT 1000`, mdtrtID)
+	if err != nil {
+		return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
+	}
+	defer rows.Close()
+	var out []settlement.FeeLine
+	for rows.Next() {
+		l := settlement.FeeLine{MdtrtID: mdtrtID}
+		var amt, fulamt, over, pre, inscp, lv, cp, prop string
+		if err := rows.Scan(&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &amt, &l.FeeTime, &l.Withdrawn,
+			&fulamt, &over, &pre, &inscp, &lv, &l.Priced.ListType, &cp, &prop); err != nil {
+			return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
+		}
+		p := &l.Priced
+		if err := scanMoney([]*rules.Money{&l.Amount, &p.Fulamt, &p.Over, &p.Pre, &p.Inscp},
+			[]string{amt, fulamt, over, pre, inscp}); err != nil {
+			return nil, err
+		}
+		p.SN, p.Amount, p.Level = l.SN, l.Amount, rules.Level(lv)
+		if cp != "" {
+			p.HasCap = true
+			if p.PriceCap, err = money(cp); err != nil {
+				return nil, err
+			}
+		}
+		if p.SelfpayProp, err = rules.ParseRatio(prop); err != nil {
+			return nil, fmt.Errorf("stored selfpay_prop %q: %w", prop, err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// ledgerTxn reads one ledger transaction with its entries in order, or nil.
+func ledgerTxn(ctx context.Context, ptx pgx.Tx, id string) (*settlement.LedgerTxn, error) {
+	if id == "" {
+		return nil, nil
+	}
+	var t settlement.LedgerTxn
+	err := ptx.QueryRow(ctx, `SELECT txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time FROM ledger_txns WHERE txn_id = $1`, id).
+		Scan(&t.ID, &t.Chain, &t.Seq, &t.PrevHash, &t.Hash, &t.Kind, &t.SetlID, &t.Time)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger txn %s: %w", id, err)
+	}
+	t.Time = t.Time.UTC()
+	rows, err := ptx.Query(ctx, `SELECT account, amount::TEXT FROM ledger_entries WHERE txn_id = $1 ORDER BY ordinal`, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading entries of %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e settlement.Entry
+		var amt string
+		if err := rows.Scan(&e.Account, &amt); err != nil {
+			return nil, err
+		}
+		if e.Amount, err = money(amt); err != nil {
+			return nil, err
+		}
+		t.Entries = append(t.Entries, e)
+	}
+	return &t, rows.Err()
+}
+
+// ConsoleClearing implements console.Reader. The open items are read by
+// settlements_uncleared (role, cleared_period, setl_time) and grouped here by
+// counterparty; the postings by the clearings primary key (period first); the
+// region's share of a posting by primary-key lookups of its items.
+func (s *Store) ConsoleClearing(ctx context.Context, region string, period settlement.Period, provinces []string) (*console.Clearing, error) {
+	out := &console.Clearing{Period: period}
+	end := period.End()
+	// Open items: receivables (treated at the region's institutions, insured
+	// in another province) and payables (insured in the region, treated in
+	// another province).
+	for _, side := range []struct {
+		role     settlement.Role
+		dir      console.Direction
+		mine, cp string
+	}{
+		{settlement.RoleTreatment, console.Receivable, "mdtrtarea_admvs", "insuplc_admdvs"},
+		{settlement.RoleInsured, console.Payable, "insuplc_admdvs", "mdtrtarea_admvs"},
+	} {
+		// The role is written out so that the partial index of 0006 applies.
+		rows, err := s.pool.Query(ctx, `SELECT `+side.cp+`, sum(CASE WHEN reverses = '' THEN 1 ELSE -1 END),
+			COALESCE(sum(fund_pay_sumamt + acct_pay), 0)::DECIMAL(18,2)::TEXT
+			FROM settlements WHERE role = '`+string(side.role)+`' AND cleared_period = '' AND setl_time < $1 AND `+side.mine+` = $2
+			GROUP BY `+side.cp, end, region)
+		if err != nil {
+			return nil, fmt.Errorf("console clearing of %s: %w", region, err)
+		}
+		byProv := map[string]*console.OpenItems{}
+		for rows.Next() {
+			var reg, amt string
+			var n int64
+			if err := rows.Scan(&reg, &n, &amt); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			m, err := money(amt)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			prov := provinceOf(reg)
+			it := byProv[prov]
+			if it == nil {
+				it = &console.OpenItems{Counterparty: prov, Direction: side.dir}
+				byProv[prov] = it
+			}
+			it.Count += n
+			it.Amount += m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		for _, it := range byProv {
+			out.Open = append(out.Open, *it)
+		}
+	}
+	slices.SortFunc(out.Open, func(a, b console.OpenItems) int {
+		return strings.Compare(string(a.Direction)+a.Counterparty, string(b.Direction)+b.Counterparty)
+	})
+
+	rows, err := s.pool.Query(ctx, `SELECT counterparty, kind, total::TEXT, items, ledger_txn_id, created_at
+		FROM clearings WHERE period = $1 ORDER BY counterparty, kind`, string(period))
+	if err != nil {
+		return nil, fmt.Errorf("console clearing postings of %s: %w", period, err)
+	}
+	type raw struct {
+		p     console.Posting
+		items string
+	}
+	var raws []raw
+	for rows.Next() {
+		var r raw
+		var total string
+		if err := rows.Scan(&r.p.Counterparty, &r.p.Kind, &total, &r.items, &r.p.LedgerTxnID, &r.p.Created); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if r.p.Total, err = money(total); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		raws = append(raws, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, r := range raws {
+		p := r.p
+		if p.Kind == settlement.TxnClearPay || p.Kind == settlement.TxnClearReceive {
+			var vs []settlement.Verdict
+			if err := json.Unmarshal([]byte(r.items), &vs); err != nil {
+				return nil, fmt.Errorf("clearing %s/%s/%s items: %w", period, p.Counterparty, p.Kind, err)
+			}
+			// The region's items: the original settlement (whose setl_id both
+			// sides share) is the region's insured (payments) or treated
+			// (receipts) one.
+			col := "insuplc_admdvs"
+			if p.Kind == settlement.TxnClearReceive {
+				col = "mdtrtarea_admvs"
+			}
+			ids := make([]string, 0, len(vs))
+			for _, v := range vs {
+				ids = append(ids, v.Item.OrigSetlID)
+			}
+			mine := map[string]bool{}
+			for chunk := range slices.Chunk(ids, 1000) {
+				rows, err := s.pool.Query(ctx, `SELECT setl_id FROM settlements WHERE setl_id = ANY($1) AND `+col+` = $2`, chunk, region)
+				if err != nil {
+					return nil, err
+				}
+				for rows.Next() {
+					var id string
+					if err := rows.Scan(&id); err != nil {
+						rows.Close()
+						return nil, err
+					}
+					mine[id] = true
+				}
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return nil, err
+				}
+			}
+			for _, v := range vs {
+				if !mine[v.Item.OrigSetlID] {
+					continue
+				}
+				p.Items = append(p.Items, v)
+				if v.Confirmed {
+					p.Confirmed += v.Item.Amount
+					p.NConfirmed++
+				} else {
+					p.Disputed += v.Item.Amount
+					p.NDisputed++
+				}
+			}
+		}
+		out.Postings = append(out.Postings, p)
+	}
+
+	if len(provinces) > 0 {
+		accts := make([]string, len(provinces))
+		for i, p := range provinces {
+			accts[i] = settlement.AdvanceAccount(p)
+		}
+		rows, err := s.pool.Query(ctx, `SELECT account, COALESCE(sum(amount), 0)::DECIMAL(18,2)::TEXT
+			FROM ledger_entries WHERE account = ANY($1) GROUP BY account ORDER BY account`, accts)
+		if err != nil {
+			return nil, fmt.Errorf("advance balances: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var b console.Balance
+			var amt string
+			if err := rows.Scan(&b.Account, &amt); err != nil {
+				return nil, err
+			}
+			if b.Amount, err = money(amt); err != nil {
+				return nil, err
+			}
+			out.Advances = append(out.Advances, b)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// provinceOf is the province of a region code (xx0000).
+func provinceOf(region string) string {
+	if len(region) < 2 {
+		return region
+	}
+	return region[:2] + "0000"
+}
+
+var _ console.AlertReader = (*Store)(nil)
+
+// ConsoleAlerts implements console.AlertReader: a range scan of
+// alert_regions (admdvs, raised_at, alert_id), then the alerts by primary
+// key. A database without the monitor's tables has no alerts to show.
+func (s *Store) ConsoleAlerts(ctx context.Context, region string, from, to time.Time, limit int) ([]console.AlertRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.alert_id, a.rule, a.psn_no, a.insuplc_admdvs, a.regions, a.evidence, a.detail, a.raised_at
+		FROM alert_regions r JOIN alerts a ON a.alert_id = r.alert_id
+		WHERE r.admdvs = $1 AND r.raised_at >= $2 AND r.raised_at < $3
+		ORDER BY r.raised_at DESC, r.alert_id DESC LIMIT $4`, region, from, to, limit)
+	if sqlState(err) == "42P01" { // undefined_table
+		return nil, console.ErrNoAlerts
+	}
+	if err != nil {
+		return nil, fmt.Errorf("console alerts of %s: %w", region, err)
+	}
+	defer rows.Close()
+	var out []console.AlertRow
+	for rows.Next() {
+		var a console.AlertRow
+		var regions, evidence string
+		if err := rows.Scan(&a.ID, &a.Rule, &a.PsnNo, &a.InsuredRegion, &regions, &evidence, &a.Detail, &a.RaisedAt); err != nil {
+			return nil, fmt.Errorf("console alerts of %s: %w", region, err)
+		}
+		_ = json.Unmarshal([]byte(regions), &a.Regions)
+		if json.Unmarshal([]byte(evidence), &a.Evidence) != nil {
+			a.Evidence, a.EvidenceText = nil, evidence
+		}
+		out = append(out, a)
+	}
+	if sqlState(rows.Err()) == "42P01" {
+		return nil, console.ErrNoAlerts
+	}
+	return out, rows.Err()
+}
