@@ -24,7 +24,7 @@ func StartDevBroker(ctx context.Context, port int) (addrs []string, stop func(),
 		kfake.Ports(port),
 		kfake.ClusterID("medsettle-dev"),
 		kfake.SeedTopics(DevSettlementPartitions, TopicSettlements),
-		kfake.SeedTopics(DevClaimPartitions, TopicClaims, TopicClaimResults, TopicClaimsDLQ),
+		kfake.SeedTopics(DevClaimPartitions, TopicClaims, TopicClaimResults, TopicClaimsDLQ, MonitorAlertsTopic),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kafka: starting the dev broker on port %d: %w", port, err)

@@ -10,9 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
@@ -20,6 +22,7 @@ import (
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/hubsim"
+	"github.com/medsettle/medsettle/adapters/kafka"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/localpg"
 	"github.com/medsettle/medsettle/rules"
@@ -50,18 +53,19 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	firstPort := fs.Int("province-port", 8081, "the provinces also listen on this port and the next two (150000, 420000, 230000)")
 	dataDir := fs.String("data-dir", "", "keep the databases in this directory across runs (default: a temporary one, removed on exit)")
 	pgPort := fs.Int("pg-port", 0, "PostgreSQL port (default: a free one)")
+	kafkaPort := fs.Int("kafka-port", 9092, "port of the in-process Kafka broker (kfake), for standard Kafka tools")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := dev(ctx, log, stdout, *listen, *firstPort, *dataDir, *pgPort); err != nil {
+	if err := dev(ctx, log, stdout, *listen, *firstPort, *dataDir, *pgPort, *kafkaPort); err != nil {
 		fmt.Fprintln(stderr, "medsettle dev:", err)
 		return 1
 	}
 	return 0
 }
 
-func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string, firstPort int, dataDir string, pgPort int) error {
+func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string, firstPort int, dataDir string, pgPort, kafkaPort int) error {
 	rs, err := loadRules("")
 	if err != nil {
 		return err
@@ -105,6 +109,37 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 		})
 		_ = w
 	}
+	// Events: an in-process Kafka broker; each province's outbox relay
+	// publishes its settlements there, each province's supervision monitor
+	// reads every province's, and manual claims on medsettle.claims are
+	// settled by Inner Mongolia's platform (in production each province runs
+	// `medsettle relay` on its own claims topic).
+	brokers, stopKafka, err := kafka.StartDevBroker(ctx, kafkaPort)
+	if err != nil {
+		return err
+	}
+	defer stopKafka()
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	for _, p := range platforms {
+		relay, err := kafka.NewRelay(p.store, opts, kafka.RelayConfig{Owner: "dev-" + p.province, Log: log.With("province", p.province)})
+		if err != nil {
+			return err
+		}
+		defer relay.Close()
+		go runUntilDone(ctx, log, "relay "+p.province, relay.Run)
+		alerts := postgres.NewAlertStore(p.store)
+		p.server.Alerts = alerts
+		mon := &kafka.MonitorConsumer{Brokers: brokers, Group: kafka.MonitorGroup + "-" + p.province, Store: alerts,
+			Log: log.With("province", p.province)}
+		go runUntilDone(ctx, log, "monitor "+p.province, mon.Run)
+	}
+	intake, err := kafka.NewIntake(platforms[0].engine, opts, kafka.IntakeConfig{Log: log.With("province", platforms[0].province)})
+	if err != nil {
+		return err
+	}
+	defer intake.Close()
+	go runUntilDone(ctx, log, "intake", intake.Run)
+
 	ts.NewWorker(workflows.HubTaskQueue, func(r worker.Registry) {
 		workflows.RegisterHub(r, &workflows.ClearingActivities{Peers: peers})
 	})
@@ -133,6 +168,8 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 	}
 	fmt.Fprintf(stdout, "  Temporal: %s namespace %s (monthly clearing: medsettle clear --temporal-address %s --namespace %s --period YYYY-MM)\n",
 		ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), ts.GetFrontendHostPort(), ts.GetDefaultNamespace())
+	fmt.Fprintf(stdout, "  Kafka (in-process, kfake): %s topics %s, %s, %s\n", strings.Join(brokers, ","),
+		kafka.TopicSettlements, kafka.TopicClaims, kafka.MonitorAlertsTopic)
 	fmt.Fprintf(stdout, "medsettle listening on http://%s%s (every province, routed by fixmedins_code)\n", listen, httpapi.Path)
 	fmt.Fprintf(stdout, "  bureau console: http://%s/console/ (province %s; each province's on its own port) with a bureau key of testdata/dev-keys.csv\n", listen, platforms[0].province) // console
 
@@ -214,4 +251,11 @@ func stopTemporal(ts *temporaltest.TestServer, log *slog.Logger) {
 		}
 	}()
 	ts.Stop()
+}
+
+// runUntilDone runs a background part of dev until ctx ends, logging a failure.
+func runUntilDone(ctx context.Context, log *slog.Logger, what string, run func(context.Context) error) {
+	if err := run(ctx); err != nil && ctx.Err() == nil {
+		log.Error(what+" stopped", "err", err)
+	}
 }
