@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"slices"
 	"time"
 
-	"github.com/cockroachdb/cockroach-go/v2/crdb"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -61,33 +59,6 @@ type OutboxLease struct {
 
 // ms is a duration as whole milliseconds, for `$n * INTERVAL '1 millisecond'`.
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
-
-// txn runs fn in one transaction, retried whole on a serialization failure
-// or deadlock exactly as Update retries a settlement.
-func (s *Store) txn(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
-	attempt := 0
-	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxAttempts), func(ctx context.Context, _ ...any) error {
-		if attempt > 0 {
-			s.retries.Add(1)
-			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		attempt++
-		err := pgx.BeginTxFunc(ctx, s.pool, opts, func(ptx pgx.Tx) error { return fn(ctx, ptx) })
-		if sqlState(err) == "40P01" {
-			return retryable{err}
-		}
-		return err
-	})
-	if err == nil && opts.AccessMode != pgx.ReadOnly {
-		s.commits.Add(1)
-	}
-	return err
-}
 
 var serializable = pgx.TxOptions{IsoLevel: pgx.Serializable}
 

@@ -174,11 +174,23 @@ func (s *Store) View(ctx context.Context, fn func(ctx context.Context, tx settle
 }
 
 func (s *Store) run(ctx context.Context, mode pgx.TxAccessMode, fn func(ctx context.Context, tx settlement.Tx) error) error {
+	return s.txn(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode}, func(ctx context.Context, ptx pgx.Tx) error {
+		t := &tx{tx: ptx}
+		if err := fn(ctx, t); err != nil {
+			return err
+		}
+		return t.flush(ctx) // the queued writes, before COMMIT
+	})
+}
+
+// txn runs fn in one transaction, retried whole on a serialization failure
+// or deadlock (40001, and 40P01 mapped to it), with jittered backoff: every
+// transaction of the store goes through here.
+func (s *Store) txn(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	attempt := 0
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxAttempts), func(ctx context.Context, _ ...any) error {
 		if attempt > 0 {
 			s.retries.Add(1)
-			// Jittered backoff keeps a crowd of losers from colliding again at once.
 			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
 			select {
 			case <-time.After(d):
@@ -187,19 +199,13 @@ func (s *Store) run(ctx context.Context, mode pgx.TxAccessMode, fn func(ctx cont
 			}
 		}
 		attempt++
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode}, func(ptx pgx.Tx) error {
-			t := &tx{tx: ptx}
-			if err := fn(ctx, t); err != nil {
-				return err
-			}
-			return t.flush(ctx) // the queued writes, before COMMIT
-		})
+		err := pgx.BeginTxFunc(ctx, s.pool, opts, func(ptx pgx.Tx) error { return fn(ctx, ptx) })
 		if sqlState(err) == "40P01" {
 			return retryable{err}
 		}
 		return err
 	})
-	if err == nil && mode == pgx.ReadWrite {
+	if err == nil && opts.AccessMode != pgx.ReadOnly {
 		s.commits.Add(1)
 	}
 	var mre *crdb.MaxRetriesExceededError
