@@ -200,7 +200,7 @@ func (rs *RequestState) into(c *Counters) *Error {
 	}
 	if rs.Admissions.Set {
 		n, err := parseFixed(rs.Admissions.S, 0)
-		if err != nil || n < 0 || n > 1<<31 {
+		if err != nil || n < 0 || n >= 1<<20 {
 			return refuse(CodeInvalidAmount, "state.admissions %q is not a non-negative integer", rs.Admissions.S)
 		}
 		c.Admissions = int(n)
