@@ -17,6 +17,9 @@ import (
 
 	"github.com/medsettle/medsettle/adapters/hubhttp"
 	"github.com/medsettle/medsettle/adapters/hubsim"
+	"github.com/medsettle/medsettle/workflows"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 )
 
 // `medsettle hub` runs the national hub (国家平台) between province
@@ -81,6 +84,7 @@ type hubCommandConfig struct {
 	devTokens                                    bool
 	peers                                        hubPeerFlag
 	peerTimeout, delay                           time.Duration
+	temporal, namespace                          string
 }
 
 func runHubCommand(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -94,6 +98,8 @@ func runHubCommand(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fs.StringVar(&c.dataDir, "data", os.Getenv("MEDSETTLE_RULES"), "rules directory: regions to provinces, institutions (env MEDSETTLE_RULES; default: embedded)")
 	fs.DurationVar(&c.peerTimeout, "peer-timeout", hubhttp.DefaultPeerTimeout, "time-out of each call to a province; past it the outcome is unknown (keep it below the provinces' hub time-out, 8 s by default)")
 	fs.DurationVar(&c.delay, "delay", 2*time.Second, "how long an injected delay fault holds a delivery")
+	fs.StringVar(&c.temporal, "temporal-address", os.Getenv("MEDSETTLE_TEMPORAL"), "Temporal frontend: the hub then runs the monthly clearing's worker (env MEDSETTLE_TEMPORAL)")
+	fs.StringVar(&c.namespace, "temporal-namespace", envOr("MEDSETTLE_TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env MEDSETTLE_TEMPORAL_NAMESPACE)")
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("MEDSETTLE_HUB_TLS_CERT"), "TLS certificate file (env MEDSETTLE_HUB_TLS_CERT)")
 	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("MEDSETTLE_HUB_TLS_KEY"), "TLS key file (env MEDSETTLE_HUB_TLS_KEY)")
 	if err := fs.Parse(args); err != nil {
@@ -167,6 +173,25 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 		if err := srv.Connect(p, c.peers[p]); err != nil {
 			return err
 		}
+	}
+	if c.temporal != "" {
+		// The monthly clearing (`medsettle clear`) runs here: the hub asks
+		// each province over its /hub-peer/ endpoints.
+		tc, err := client.Dial(client.Options{HostPort: c.temporal, Namespace: c.namespace})
+		if err != nil {
+			return fmt.Errorf("connecting to Temporal: %w", err)
+		}
+		defer tc.Close()
+		peers := map[string]workflows.ClearingPeer{}
+		for _, p := range provs {
+			peers[p] = &hubhttp.PeerClient{URL: c.peers[p], Token: tokens.Peer[p], Timeout: c.peerTimeout}
+		}
+		w := worker.New(tc, workflows.HubTaskQueue, worker.Options{})
+		workflows.RegisterHub(w, &workflows.ClearingActivities{Peers: peers})
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("starting the clearing worker: %w", err)
+		}
+		defer w.Stop()
 	}
 	if tokens.Admin == "" {
 		log.Info("no admin token: the fault and record endpoints refuse every request")
