@@ -15,10 +15,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
-	"github.com/cockroachdb/cockroach-go/v2/crdb"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/medsettle/medsettle/monitor"
@@ -44,34 +42,9 @@ func (a *AlertStore) now() time.Time {
 	return time.Now()
 }
 
-// alertTx runs fn in one SERIALIZABLE transaction retried whole, as Store.run
-// does for the engine's transactions.
+// alertTx runs fn in one SERIALIZABLE transaction retried whole (Store.txn).
 func (a *AlertStore) alertTx(ctx context.Context, fn func(ctx context.Context, ptx pgx.Tx) error) error {
-	s := a.s
-	attempt := 0
-	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxAttempts), func(ctx context.Context, _ ...any) error {
-		if attempt > 0 {
-			s.retries.Add(1)
-			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		attempt++
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(ptx pgx.Tx) error {
-			return fn(ctx, ptx)
-		})
-		if sqlState(err) == "40P01" {
-			return retryable{err}
-		}
-		return err
-	})
-	if err == nil {
-		s.commits.Add(1)
-	}
-	return err
+	return a.s.txn(ctx, serializable, fn)
 }
 
 // History implements monitor.Store.

@@ -16,11 +16,14 @@ import (
 // settlements. It reads one consistent snapshot (a read-only SERIALIZABLE
 // transaction) and names each row at fault.
 //
+// Like every transaction of the store it is retried whole on a serialization
+// failure, so the report is rebuilt from scratch on each attempt.
+//
 // It holds the settlements and counters in memory: fine for a province's
 // day-to-day volume on one node; a national volume would audit per partition.
 func (s *Store) Audit(ctx context.Context) (*settlement.AuditReport, error) {
 	rep := &settlement.AuditReport{}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly}, func(ptx pgx.Tx) error {
+	err := s.txn(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly}, func(ctx context.Context, ptx pgx.Tx) error {
 		*rep = settlement.AuditReport{}
 		txns, err := auditChains(ctx, ptx, rep)
 		if err != nil {

@@ -31,6 +31,27 @@ const sumCols = `sum(CASE WHEN reverses = '' THEN 1 ELSE -1 END),
 	COALESCE(sum(hifob_pay), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(maf_pay), 0)::DECIMAL(18,2)::TEXT,
 	COALESCE(sum(acct_pay), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(psn_cash_pay), 0)::DECIMAL(18,2)::TEXT`
 
+// scanTotalsRows reads (day, institution, med_type, insured region,
+// treatment region, count, 8 sums) rows, and closes them.
+func scanTotalsRows(rows pgx.Rows, what string) ([]console.TotalsRow, error) {
+	defer rows.Close()
+	var out []console.TotalsRow
+	for rows.Next() {
+		var r console.TotalsRow
+		var n int64
+		var m [8]string
+		if err := rows.Scan(&r.Day, &r.Institution, &r.MedType, &r.InsuredRegion, &r.TreatmentRegion, &n,
+			&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7]); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if err := scanSums(&r.Sums, &n, m[:]); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 func scanSums(dst *console.Sums, count *int64, m []string) error {
 	dst.Count = *count
 	return scanMoney([]*rules.Money{&dst.Medfee, &dst.Fund, &dst.Hifp, &dst.Hifmi, &dst.Hifob, &dst.Maf, &dst.Acct, &dst.Cash}, m)
@@ -135,22 +156,7 @@ func (s *Store) liveTotals(ctx context.Context, col, region string, from, to tim
 	if err != nil {
 		return nil, fmt.Errorf("console totals of %s: %w", region, err)
 	}
-	defer rows.Close()
-	var out []console.TotalsRow
-	for rows.Next() {
-		var r console.TotalsRow
-		var n int64
-		var m [8]string
-		if err := rows.Scan(&r.Day, &r.Institution, &r.MedType, &r.InsuredRegion, &r.TreatmentRegion, &n,
-			&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7]); err != nil {
-			return nil, fmt.Errorf("console totals of %s: %w", region, err)
-		}
-		if err := scanSums(&r.Sums, &n, m[:]); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanTotalsRows(rows, "console totals of "+region)
 }
 
 // dayTotals reads the day totals of [from, to) (whole CST days), summing
@@ -201,22 +207,7 @@ func (s *Store) dayTotals(ctx context.Context, scope, col, region string, from, 
 	if err != nil {
 		return nil, fmt.Errorf("console day totals of %s: %w", region, err)
 	}
-	defer rows.Close()
-	var out []console.TotalsRow
-	for rows.Next() {
-		var r console.TotalsRow
-		var n int64
-		var m [8]string
-		if err := rows.Scan(&r.Day, &r.Institution, &r.MedType, &r.InsuredRegion, &r.TreatmentRegion, &n,
-			&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7]); err != nil {
-			return nil, fmt.Errorf("console day totals of %s: %w", region, err)
-		}
-		if err := scanSums(&r.Sums, &n, m[:]); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanTotalsRows(rows, "console day totals of "+region)
 }
 
 // sumDays sums the settlements of whole days [from, to) into
@@ -228,7 +219,7 @@ func (s *Store) sumDays(ctx context.Context, scope, col, region string, from, to
 	if err != nil {
 		return err
 	}
-	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(ptx pgx.Tx) error {
+	return s.txn(ctx, serializable, func(ctx context.Context, ptx pgx.Tx) error {
 		var b pgx.Batch
 		for _, r := range rows {
 			b.Queue(`INSERT INTO console_day_totals (scope, region, day, fixmedins_code, med_type, insuplc_admdvs, mdtrtarea_admvs,
@@ -430,40 +421,12 @@ func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*
 
 // allLines returns every line of a visit, withdrawn ones included.
 func allLines(ctx context.Context, ptx pgx.Tx, mdtrtID string) ([]settlement.FeeLine, error) {
-	rows, err := ptx.Query(ctx, `SELECT feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
-		det_item_fee_sumamt::TEXT, fee_ocur_time, withdrawn, fulamt_ownpay_amt::TEXT, overlmt_amt::TEXT, preselfpay_amt::TEXT,
-		inscp_scp_amt::TEXT, chrgitm_lv, list_type, COALESCE(pric_uplmt_amt::TEXT, ''), selfpay_prop::TEXT
-		FROM fee_lines WHERE mdtrt_id = $1 ORDER BY fee_ocur_time, feedetl_sn LIMIT 1000`, mdtrtID)
+	rows, err := ptx.Query(ctx, `SELECT `+feeLineCols+` FROM fee_lines
+		WHERE mdtrt_id = $1 ORDER BY fee_ocur_time, feedetl_sn LIMIT 1000`, mdtrtID)
 	if err != nil {
 		return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
 	}
-	defer rows.Close()
-	var out []settlement.FeeLine
-	for rows.Next() {
-		l := settlement.FeeLine{MdtrtID: mdtrtID}
-		var amt, fulamt, over, pre, inscp, lv, cp, prop string
-		if err := rows.Scan(&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &amt, &l.FeeTime, &l.Withdrawn,
-			&fulamt, &over, &pre, &inscp, &lv, &l.Priced.ListType, &cp, &prop); err != nil {
-			return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
-		}
-		p := &l.Priced
-		if err := scanMoney([]*rules.Money{&l.Amount, &p.Fulamt, &p.Over, &p.Pre, &p.Inscp},
-			[]string{amt, fulamt, over, pre, inscp}); err != nil {
-			return nil, err
-		}
-		p.SN, p.Amount, p.Level = l.SN, l.Amount, rules.Level(lv)
-		if cp != "" {
-			p.HasCap = true
-			if p.PriceCap, err = money(cp); err != nil {
-				return nil, err
-			}
-		}
-		if p.SelfpayProp, err = rules.ParseRatio(prop); err != nil {
-			return nil, fmt.Errorf("stored selfpay_prop %q: %w", prop, err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return scanFeeLines(rows, mdtrtID)
 }
 
 // ledgerTxn reads one ledger transaction with its entries in order, or nil.

@@ -12,7 +12,7 @@ import (
 // SeedPersons upserts registry rows in one transaction: a re-seed updates
 // attributes but never touches counters or balances already in use.
 func (s *Store) SeedPersons(ctx context.Context, persons []settlement.Person) error {
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(ptx pgx.Tx) error {
+	err := s.txn(ctx, serializable, func(ctx context.Context, ptx pgx.Tx) error {
 		t := &tx{tx: ptx}
 		for i := range persons {
 			if err := t.PutPerson(ctx, &persons[i]); err != nil {

@@ -310,20 +310,28 @@ func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
 }
 
 func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, error) {
-	rows, err := t.query(ctx, `SELECT feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
-		det_item_fee_sumamt::TEXT, fee_ocur_time, fulamt_ownpay_amt::TEXT, overlmt_amt::TEXT, preselfpay_amt::TEXT,
-		inscp_scp_amt::TEXT, chrgitm_lv, list_type, COALESCE(pric_uplmt_amt::TEXT, ''), selfpay_prop::TEXT
-		FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`, mdtrtID)
+	rows, err := t.query(ctx, `SELECT `+feeLineCols+` FROM fee_lines
+		WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`, mdtrtID)
 	if err != nil {
 		return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
 	}
+	return scanFeeLines(rows, mdtrtID)
+}
+
+// feeLineCols are the columns scanFeeLines reads.
+const feeLineCols = `feedetl_sn, chrg_bchno, med_list_codg, medins_list_codg, cnt::TEXT, pric::TEXT,
+	det_item_fee_sumamt::TEXT, fee_ocur_time, withdrawn, fulamt_ownpay_amt::TEXT, overlmt_amt::TEXT,
+	preselfpay_amt::TEXT, inscp_scp_amt::TEXT, chrgitm_lv, list_type, COALESCE(pric_uplmt_amt::TEXT, ''), selfpay_prop::TEXT`
+
+// scanFeeLines reads the rows of a query selecting feeLineCols, and closes them.
+func scanFeeLines(rows pgx.Rows, mdtrtID string) ([]settlement.FeeLine, error) {
 	defer rows.Close()
 	var out []settlement.FeeLine
 	for rows.Next() {
 		l := settlement.FeeLine{MdtrtID: mdtrtID}
-		var amt, fulamt, over, pre, inscp, lv, cap, prop string
-		if err := rows.Scan(&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &amt, &l.FeeTime,
-			&fulamt, &over, &pre, &inscp, &lv, &l.Priced.ListType, &cap, &prop); err != nil {
+		var amt, fulamt, over, pre, inscp, lv, cp, prop string
+		if err := rows.Scan(&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &amt, &l.FeeTime, &l.Withdrawn,
+			&fulamt, &over, &pre, &inscp, &lv, &l.Priced.ListType, &cp, &prop); err != nil {
 			return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
 		}
 		p := &l.Priced
@@ -332,9 +340,10 @@ func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, e
 			return nil, err
 		}
 		p.SN, p.Amount, p.Level = l.SN, l.Amount, rules.Level(lv)
-		if cap != "" {
+		var err error
+		if cp != "" {
 			p.HasCap = true
-			if p.PriceCap, err = money(cap); err != nil {
+			if p.PriceCap, err = money(cp); err != nil {
 				return nil, err
 			}
 		}
