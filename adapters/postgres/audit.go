@@ -177,14 +177,7 @@ func auditSettlements(ctx context.Context, ptx pgx.Tx, txns map[string]*settleme
 	}
 	for rows.Next() {
 		yc := settlement.YearCounters{}
-		var m [9]string
-		if err := rows.Scan(&yc.PsnNo, &yc.Year, &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8],
-			&yc.Counters.Admissions); err != nil {
-			return err
-		}
-		c := &yc.Counters
-		if err := scanMoney([]*rules.Money{&c.DedcUsedOutpatient, &c.DedcUsedChronic, &c.FundPaidOutpatient,
-			&c.FundPaidInpatient, &c.BurdenYTD, &c.SuppPaidYTD, &c.MafPaidYTD, &c.AcctBalc, &yc.OpeningBalc}, m[:]); err != nil {
+		if err := scanCounters(rows, &yc, &yc.PsnNo, &yc.Year); err != nil {
 			return err
 		}
 		rep.Counters++

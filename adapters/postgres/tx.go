@@ -221,15 +221,24 @@ const counterCols = `dedc_used_outpatient::TEXT, dedc_used_chronic::TEXT, fund_p
 	fund_paid_inpatient::TEXT, burden_ytd::TEXT, supp_paid_ytd::TEXT, maf_paid_ytd::TEXT, acct_balc::TEXT,
 	opening_balc::TEXT, admissions`
 
+// scanCounters reads a row selecting the given leading columns, then counterCols.
+func scanCounters(row pgx.Row, yc *settlement.YearCounters, leading ...any) error {
+	var m [9]string
+	dst := append(leading, &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &yc.Counters.Admissions)
+	if err := row.Scan(dst...); err != nil {
+		return err
+	}
+	c := &yc.Counters
+	return scanMoney([]*rules.Money{&c.DedcUsedOutpatient, &c.DedcUsedChronic, &c.FundPaidOutpatient,
+		&c.FundPaidInpatient, &c.BurdenYTD, &c.SuppPaidYTD, &c.MafPaidYTD, &c.AcctBalc, &yc.OpeningBalc}, m[:])
+}
+
 func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.YearCounters, error) {
 	yc := settlement.YearCounters{PsnNo: psnNo, Year: year}
-	var s [9]string
-	err := t.queryRow(ctx, `SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2`, psnNo, year).
-		Scan(&s[0], &s[1], &s[2], &s[3], &s[4], &s[5], &s[6], &s[7], &s[8], &yc.Counters.Admissions)
+	err := scanCounters(t.queryRow(ctx, `SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2`,
+		psnNo, year), &yc)
 	if err == nil {
-		c := &yc.Counters
-		return yc, scanMoney([]*rules.Money{&c.DedcUsedOutpatient, &c.DedcUsedChronic, &c.FundPaidOutpatient,
-			&c.FundPaidInpatient, &c.BurdenYTD, &c.SuppPaidYTD, &c.MafPaidYTD, &c.AcctBalc, &yc.OpeningBalc}, s[:])
+		return yc, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return yc, fmt.Errorf("reading counters of %s for %d: %w", psnNo, year, err)
