@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/medsettle/medsettle/rules"
 )
 
@@ -300,16 +298,13 @@ func (e *Engine) SettleForHub(ctx context.Context, c RemoteClaim) (RemoteAnswer,
 		if yc, err = tx.Counters(ctx, p.PsnNo, day.Year()); err != nil {
 			return nil, yc, err
 		}
-		claim := &rules.Claim{InsuredRegion: p.InsuredRegion, Institution: c.Institution, MedType: c.MedType, SetlDate: day,
-			Insutype: p.Insutype, Retired: p.Retired, Registered: p.RegisteredFor(inst.Admdvs, day),
-			Assistance: p.Assistance, UseAccount: c.UseAccount, State: yc.Counters, Lines: make([]rules.Line, len(c.Lines))}
-		for i, l := range c.Lines {
-			cnt, err1 := decimal.NewFromString(l.Cnt)
-			pric, err2 := decimal.NewFromString(l.Pric)
-			if err1 != nil || err2 != nil {
-				return nil, yc, Errorf(EINVALID, "feedetail[%s]: cnt and pric must be decimals", l.SN)
+		claim := e.claimFor(p, c.Institution, c.MedType, day, c.UseAccount, yc.Counters)
+		for _, l := range c.Lines {
+			cl, err := claimLine(l.SN, l.Code, l.Cnt, l.Pric, l.Amount)
+			if err != nil {
+				return nil, yc, Errorf(EINVALID, "feedetail[%s]: %v", l.SN, err)
 			}
-			claim.Lines[i] = rules.Line{SN: l.SN, Code: l.Code, Cnt: cnt, Pric: pric, Amount: l.Amount.Decimal()}
+			claim.Lines = append(claim.Lines, cl)
 		}
 		res, err := e.Rules.Price(claim)
 		if err != nil {
@@ -404,18 +399,28 @@ type remoteCancel struct{ settlement *Settlement }
 
 func (r *remoteCancel) Error() string { return "settlement of a person insured in another province" }
 
+// reverseInsuredSide has the hub reverse the insured side of treatment-side
+// settlement s. An unknown outcome is a conflict the counter can retry (what
+// names the operation and how to retry it); a refusal is passed on.
+func (e *Engine) reverseInsuredSide(ctx context.Context, s *Settlement, what string) error {
+	rev := RemoteReverse{Msgid: s.Msgid, Institution: s.Institution, InsuredRegion: s.InsuredRegion,
+		TreatmentProvince: e.Province, PsnNo: s.PsnNo}
+	if _, err := e.Hub.Reverse(ctx, rev); err != nil {
+		if errors.Is(err, ErrUnknownOutcome) || ErrorCode(err) == EINTERNAL {
+			return Errorf(ECONFLICT, "the insured province did not confirm %s", what)
+		}
+		return err
+	}
+	return nil
+}
+
 // cancelRemote cancels a cross-province settlement: the insured side is
 // reversed through the hub, then this side records its reversal.
 func (e *Engine) cancelRemote(ctx context.Context, msg Msg, s *Settlement, now time.Time) (SettleAnswer, error) {
 	if e.Hub == nil {
 		return SettleAnswer{}, Errorf(EINVALID, "settlement %s was settled through the hub, and no hub is configured", s.SetlID)
 	}
-	rev := RemoteReverse{Msgid: s.Msgid, Institution: s.Institution, InsuredRegion: s.InsuredRegion,
-		TreatmentProvince: e.Province, PsnNo: s.PsnNo}
-	if _, err := e.Hub.Reverse(ctx, rev); err != nil {
-		if errors.Is(err, ErrUnknownOutcome) || ErrorCode(err) == EINTERNAL {
-			return SettleAnswer{}, Errorf(ECONFLICT, "the insured province did not confirm the cancellation of %s; try again (the same msgid)", s.SetlID)
-		}
+	if err := e.reverseInsuredSide(ctx, s, "the cancellation of "+s.SetlID+"; try again (the same msgid)"); err != nil {
 		return SettleAnswer{}, err
 	}
 	var out SettleAnswer
@@ -486,12 +491,7 @@ func (e *Engine) reverseRemote(ctx context.Context, msg Msg, omsgid string, s *S
 	if e.Hub == nil {
 		return ReverseAnswer{}, Errorf(EINVALID, "settlement %s was settled through the hub, and no hub is configured", s.SetlID)
 	}
-	rev := RemoteReverse{Msgid: s.Msgid, Institution: s.Institution, InsuredRegion: s.InsuredRegion,
-		TreatmentProvince: e.Province, PsnNo: s.PsnNo}
-	if _, err := e.Hub.Reverse(ctx, rev); err != nil {
-		if errors.Is(err, ErrUnknownOutcome) || ErrorCode(err) == EINTERNAL {
-			return ReverseAnswer{}, Errorf(ECONFLICT, "the insured province did not confirm the reversal of %s; send this 2601 again", omsgid)
-		}
+	if err := e.reverseInsuredSide(ctx, s, "the reversal of "+omsgid+"; send this 2601 again"); err != nil {
 		return ReverseAnswer{}, err
 	}
 	var out ReverseAnswer

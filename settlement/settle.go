@@ -161,19 +161,13 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 		return nil, nil, yc, err
 	}
 	institution := e.Rules.Institutions[inst]
-	claim := &rules.Claim{
-		InsuredRegion: p.InsuredRegion, Institution: inst, MedType: medType, SetlDate: day,
-		Insutype: p.Insutype, Retired: p.Retired, Registered: institution != nil && p.RegisteredFor(institution.Admdvs, day),
-		Assistance: p.Assistance, UseAccount: in.UseAccount, State: yc.Counters,
-		Lines: make([]rules.Line, len(lines)),
-	}
-	for i, l := range lines {
-		cnt, err1 := decimal.NewFromString(l.Cnt)
-		pric, err2 := decimal.NewFromString(l.Pric)
-		if err1 != nil || err2 != nil {
-			return nil, nil, yc, fmt.Errorf("stored line %s/%s is not decimal: %v %v", l.MdtrtID, l.SN, err1, err2)
+	claim := e.claimFor(p, inst, medType, day, in.UseAccount, yc.Counters)
+	for _, l := range lines {
+		cl, err := claimLine(l.SN, l.Code, l.Cnt, l.Pric, l.Amount)
+		if err != nil {
+			return nil, nil, yc, fmt.Errorf("stored line %s/%s: %w", l.MdtrtID, l.SN, err)
 		}
-		claim.Lines[i] = rules.Line{SN: l.SN, Code: l.Code, Cnt: cnt, Pric: pric, Amount: l.Amount.Decimal()}
+		claim.Lines = append(claim.Lines, cl)
 	}
 	res, err := e.Rules.Price(claim)
 	if err != nil {
@@ -188,6 +182,25 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 	}
 	yc.Counters = res.After
 	return s, v, yc, nil
+}
+
+// claimFor is the claim of person p at institution inst on day, with the
+// person's counters; the caller adds the lines.
+func (e *Engine) claimFor(p *Person, inst, medType string, day rules.Date, useAccount bool, state rules.Counters) *rules.Claim {
+	in := e.Rules.Institutions[inst]
+	return &rules.Claim{InsuredRegion: p.InsuredRegion, Institution: inst, MedType: medType, SetlDate: day,
+		Insutype: p.Insutype, Retired: p.Retired, Registered: in != nil && p.RegisteredFor(in.Admdvs, day),
+		Assistance: p.Assistance, UseAccount: useAccount, State: state}
+}
+
+// claimLine turns a line's decimal texts into a pricing line.
+func claimLine(sn, code, cnt, pric string, amount rules.Money) (rules.Line, error) {
+	c, err1 := decimal.NewFromString(cnt)
+	p, err2 := decimal.NewFromString(pric)
+	if err := errors.Join(err1, err2); err != nil {
+		return rules.Line{}, fmt.Errorf("cnt %q and pric %q must be decimals: %w", cnt, pric, err)
+	}
+	return rules.Line{SN: sn, Code: code, Cnt: c, Pric: p, Amount: amount.Decimal()}, nil
 }
 
 // commit writes a settlement (or reversal) with its counters and ledger transaction.
