@@ -31,11 +31,11 @@ func defaultDSN() string {
 	return os.Getenv("DATABASE_URL")
 }
 
-func openStore(ctx context.Context, dsn string, stderr io.Writer) (*postgres.Store, error) {
+func openStore(ctx context.Context, dsn string, log *slog.Logger) (*postgres.Store, error) {
 	if dsn == "" {
 		return nil, fmt.Errorf("no database: give --dsn or set MEDSETTLE_DSN")
 	}
-	return postgres.Open(ctx, dsn, slog.New(slog.NewTextHandler(stderr, nil)))
+	return postgres.Open(ctx, dsn, log)
 }
 
 func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -47,7 +47,7 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	st, err := openStore(ctx, *dsn, stderr)
+	st, err := openStore(ctx, *dsn, textLog(stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "medsettle migrate:", err)
 		return 1
@@ -93,7 +93,7 @@ func runAuditVerify(ctx context.Context, args []string, _ io.Reader, stdout, std
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	st, err := openStore(ctx, *dsn, stderr)
+	st, err := openStore(ctx, *dsn, textLog(stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "medsettle audit verify:", err)
 		return 1
@@ -113,3 +113,6 @@ func runAuditVerify(ctx context.Context, args []string, _ io.Reader, stdout, std
 	}
 	return 0
 }
+
+// textLog is the logger of the one-shot commands.
+func textLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -57,7 +57,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := textLog(stderr)
 	if err := dev(ctx, log, stdout, *listen, *firstPort, *dataDir, *pgPort, *kafkaPort); err != nil {
 		fmt.Fprintln(stderr, "medsettle dev:", err)
 		return 1

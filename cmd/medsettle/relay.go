@@ -56,10 +56,7 @@ func runRelay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 }
 
 func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Writer) error {
-	switch {
-	case c.dsn == "":
-		return errors.New("no database: give --dsn or set MEDSETTLE_DSN")
-	case c.noRelay && c.noIntake:
+	if c.noRelay && c.noIntake {
 		return errors.New("--no-relay and --no-intake leave nothing to run")
 	}
 	opts, err := c.kafka.Opts()
@@ -70,7 +67,7 @@ func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	st, err := postgres.Open(ctx, c.dsn, log)
+	st, err := openStore(ctx, c.dsn, log)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "medsettle report: region %s is not a pooling region of the rules\n", *region)
 		return 2
 	}
-	st, err := openStore(ctx, *dsn, stderr)
+	st, err := openStore(ctx, *dsn, textLog(stderr))
 	if err != nil {
 		fmt.Fprintln(stderr, "medsettle report:", err)
 		return 1

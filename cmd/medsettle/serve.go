@@ -91,10 +91,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	if c.dsn == "" {
-		return errors.New("no database: give --dsn or set MEDSETTLE_DSN")
-	}
-	st, err := postgres.Open(ctx, c.dsn, log)
+	st, err := openStore(ctx, c.dsn, log)
 	if err != nil {
 		return err
 	}
