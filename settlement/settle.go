@@ -24,6 +24,20 @@ type SettleInput struct {
 	ServiceDate rules.Date
 }
 
+// prefetch names what settling in reads: the visit and its lines, and, when
+// the request names the person, their counters and ledger chain.
+func (in SettleInput) prefetch(now time.Time) Prefetch {
+	k := Prefetch{Visit: in.MdtrtID}
+	if in.PsnNo != "" {
+		day := DateOf(now)
+		if in.ServiceDate != 0 {
+			day = in.ServiceDate
+		}
+		k.Person, k.Year, k.Chain = in.PsnNo, day.Year(), ChainOf(in.PsnNo)
+	}
+	return k
+}
+
 // SettleAnswer is a settlement (or its reversal) as the counter sees it.
 type SettleAnswer struct {
 	MdtrtID  string              `json:"mdtrt_id"`
@@ -73,6 +87,7 @@ func (e *Engine) Settle(ctx context.Context, msg Msg, in SettleInput) (SettleAns
 	var out SettleAnswer
 	var rc *remoteClaim
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		prefetch(tx, in.prefetch(now))
 		var err error
 		out, err = idempotent(ctx, tx, msg, now, func() (SettleAnswer, string, error) {
 			s, v, yc, err := e.price(ctx, tx, msg.Institution, in, now)

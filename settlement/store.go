@@ -57,6 +57,32 @@ type Tx interface {
 	AppendLedger(ctx context.Context, t *LedgerTxn, ev *Event) error
 }
 
+// Prefetcher is implemented by a Tx that can read ahead: Prefetch names what
+// an operation is about to read, and the adapter may send those reads with
+// the next statement it sends, one round trip for all instead of one each.
+// The getters return what they would have returned anyway: a write in the
+// same transaction to an object read ahead discards what was read.
+type Prefetcher interface {
+	Prefetch(keys Prefetch)
+}
+
+// Prefetch names the objects a settlement reads: a visit with its lines, a
+// person with one year's counters, and a ledger chain's head. Empty fields
+// name nothing.
+type Prefetch struct {
+	Visit  string
+	Person string
+	Year   int
+	Chain  string
+}
+
+// prefetch tells tx what is about to be read, when tx can use the hint.
+func prefetch(tx Tx, keys Prefetch) {
+	if p, ok := tx.(Prefetcher); ok {
+		p.Prefetch(keys)
+	}
+}
+
 // MessageStatus says whether a message stands or was reversed (2601).
 type MessageStatus string
 

@@ -18,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/localpg"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -45,14 +48,16 @@ const benchPersons = 2000
 // server is local); pgbench-N-tps, pgbench-server-cpu-us/txn and
 // ratio-vs-pgbench (settles/s over pgbench -N tps).
 //
-// "Durable" is the cluster's: pgtest's private cluster runs with fsync and
-// synchronous_commit off, for pgbench as for the engine, so the ratio is fair
-// but absolute figures are above what a server that flushes at commit gives.
+// Durable: both run on a private cluster of the benchmark's own with fsync
+// and synchronous_commit on (the tests' shared cluster has them off), so a
+// settle counts only once its COMMIT is flushed to disk, as pgbench's
+// transactions do. With DATABASE_URL set both run on that server instead,
+// durable or not as it is configured.
 // Messages carry national-shape msgids (see msgids), so that their locality
 // in the messages primary key is the production one.
 func BenchmarkSettle(b *testing.B) {
 	ctx := context.Background()
-	dsn := pgtest.NewDB(b)
+	dsn, pgbenchDSN := benchDatabases(b)
 	st, err := postgres.Open(ctx, dsn, quietLog())
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
@@ -80,7 +85,7 @@ func BenchmarkSettle(b *testing.B) {
 	}
 	b.Logf("warm-up: one settlement for each of %d persons in %s", len(persons), time.Since(warm).Round(time.Millisecond))
 
-	pg := newPgbench(b)
+	pg := newPgbench(b, pgbenchDSN)
 	cpu := newServerCPU(ctx, st)
 
 	for _, conc := range []int{8, 32} {
@@ -123,6 +128,36 @@ func BenchmarkSettle(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchDatabases returns the settle database (migrated and seeded) and an
+// empty one for pgbench, on one durable cluster started for the benchmark,
+// or on DATABASE_URL's server when that is set.
+func benchDatabases(b *testing.B) (settleDSN, pgbenchDSN string) {
+	b.Helper()
+	if os.Getenv("DATABASE_URL") != "" {
+		return pgtest.NewDB(b), pgtest.NewDB(b)
+	}
+	ctx := context.Background()
+	// On disk: localpg's default place is /dev/shm, where fsync costs nothing.
+	// /var/tmp is disk-backed by convention and reachable by the postgres user.
+	dir, err := os.MkdirTemp("/var/tmp", "medsettle-bench-")
+	require.NoError(b, err)
+	require.NoError(b, os.Chmod(dir, 0o755))
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	c, err := localpg.StartWith(ctx, localpg.Options{Durable: true, Dir: filepath.Join(dir, "pg")})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = c.Stop() })
+	admin, err := pgx.Connect(ctx, c.DSN("postgres"))
+	require.NoError(b, err)
+	defer admin.Close(ctx)
+	for _, db := range []string{"settle", "pgbench"} {
+		_, err := admin.Exec(ctx, "CREATE DATABASE "+db)
+		require.NoError(b, err)
+	}
+	settleDSN = c.DSN("settle")
+	require.NoError(b, pgfixture.Prepare(ctx, settleDSN))
+	return settleDSN, c.DSN("pgbench")
 }
 
 // msgids makes msgids in the national shape: fixmedins_code, the time to the
@@ -299,6 +334,11 @@ type countingTx struct {
 	n *atomic.Int64
 }
 
+func (c *countingTx) Prefetch(k settlement.Prefetch) {
+	if p, ok := c.Tx.(settlement.Prefetcher); ok {
+		p.Prefetch(k)
+	}
+}
 func (c *countingTx) Message(ctx context.Context, id string) (*settlement.Message, error) {
 	c.n.Add(1)
 	return c.Tx.Message(ctx, id)
@@ -505,9 +545,8 @@ type pgbenchResult struct {
 	serverCPUPerTxn time.Duration
 }
 
-func newPgbench(b *testing.B) *pgbench {
+func newPgbench(b *testing.B, dsn string) *pgbench {
 	b.Helper()
-	dsn := pgtest.NewDB(b)
 	env, err := pgtest.PGEnv(dsn)
 	require.NoError(b, err)
 	dir, err := pgtest.BinDir()

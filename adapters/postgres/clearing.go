@@ -15,7 +15,9 @@ import (
 // The clearing part of settlement.Tx (settlement.ClearingStore).
 
 func (t *tx) Uncleared(ctx context.Context, role settlement.Role, before time.Time) ([]settlement.Settlement, error) {
-	return t.settlements(ctx, `WHERE role = $1 AND cleared_period = '' AND setl_time < $2 ORDER BY setl_time, setl_id`,
+	// role <> 'local' lets the planner use the partial settlements_uncleared_remote.
+	return t.settlements(ctx, `WHERE role = $1 AND role <> 'local' AND cleared_period = '' AND setl_time < $2
+		ORDER BY setl_time, setl_id`,
 		string(role), before)
 }
 

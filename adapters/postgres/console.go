@@ -464,7 +464,7 @@ func ledgerTxn(ctx context.Context, ptx pgx.Tx, id string) (*settlement.LedgerTx
 }
 
 // ConsoleClearing implements console.Reader. The open items are read by
-// settlements_uncleared (role, cleared_period, setl_time) and grouped here by
+// settlements_uncleared_remote (role, cleared_period, setl_time) and grouped here by
 // counterparty; the postings by the clearings primary key (period first); the
 // region's share of a posting by primary-key lookups of its items.
 func (s *Store) ConsoleClearing(ctx context.Context, region string, period settlement.Period, provinces []string) (*console.Clearing, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,18 +25,98 @@ import (
 // batch before the next read or before COMMIT: a settlement's dozen inserts
 // and updates cost one round trip instead of one each. Their errors (a
 // serialization failure included, which makes the whole transaction retry)
-// surface at that flush.
+// surface at that flush. Reads named by Prefetch join the same batch; their
+// results wait in ahead until a getter asks for them.
 type tx struct {
 	tx      pgx.Tx
 	pending pgx.Batch
-	checks  []func(pgconn.CommandTag, error) error
+	results []func(pgx.BatchResults) error
+	ahead   map[string]fetched
+	// stored holds the keys of rows this transaction found or inserted: their
+	// Put* is a plain UPDATE, cheaper than an upsert (a HOT update when no
+	// indexed column changes).
+	stored map[string]bool
+}
+
+func (t *tx) found(key string) {
+	if t.stored == nil {
+		t.stored = map[string]bool{}
+	}
+	t.stored[key] = true
+}
+
+// updated is a check that a plain UPDATE found its row.
+func updated(format string, args ...any) func(pgconn.CommandTag, error) error {
+	return func(tag pgconn.CommandTag, err error) error {
+		if err == nil && tag.RowsAffected() != 1 {
+			err = errors.New("row not found")
+		}
+		if err != nil {
+			return fmt.Errorf(format+": %w", append(args, err)...)
+		}
+		return nil
+	}
+}
+
+// fetched is the outcome of one read sent ahead of its getter.
+type fetched struct {
+	val any
+	err error
 }
 
 // queue defers a write; check sees its outcome at the flush.
 func (t *tx) queue(check func(pgconn.CommandTag, error) error, sql string, args ...any) {
 	t.pending.Queue(sql, args...)
-	t.checks = append(t.checks, check)
+	t.results = append(t.results, func(br pgx.BatchResults) error { return check(br.Exec()) })
 }
+
+// queueRead defers a read; read consumes its result at the flush.
+func (t *tx) queueRead(read func(pgx.BatchResults) error, sql string, args ...any) {
+	t.pending.Queue(sql, args...)
+	t.results = append(t.results, read)
+}
+
+// readAhead queues a read whose result is kept under key for its getter.
+// A key already fetched (or being fetched) is not fetched again.
+func (t *tx) readAhead(key string, scan func(pgx.BatchResults) (any, error), sql string, args ...any) {
+	if _, ok := t.ahead[key]; ok {
+		return
+	}
+	if t.ahead == nil {
+		t.ahead = map[string]fetched{}
+	}
+	t.ahead[key] = fetched{err: errNotFetched}
+	t.queueRead(func(br pgx.BatchResults) error {
+		v, err := scan(br)
+		t.ahead[key] = fetched{val: v, err: err}
+		return err
+	}, sql, args...)
+}
+
+// errNotFetched marks a read ahead whose batch has not run (or failed before it).
+var errNotFetched = errors.New("read ahead not fetched")
+
+// take returns what was read ahead under key, once: a second call, or a
+// call after a write dropped the key, goes to the database.
+func (t *tx) take(ctx context.Context, key string) (any, bool, error) {
+	f, ok := t.ahead[key]
+	if !ok {
+		return nil, false, nil
+	}
+	if errors.Is(f.err, errNotFetched) {
+		if err := t.flush(ctx); err != nil {
+			return nil, false, err
+		}
+		if f, ok = t.ahead[key]; !ok {
+			return nil, false, nil
+		}
+	}
+	delete(t.ahead, key)
+	return f.val, true, f.err
+}
+
+// forget drops what was read ahead under key: the transaction is changing it.
+func (t *tx) forget(key string) { delete(t.ahead, key) }
 
 // wrapErr is a check that only adds context to a failure.
 func wrapErr(format string, args ...any) func(pgconn.CommandTag, error) error {
@@ -47,20 +128,19 @@ func wrapErr(format string, args ...any) func(pgconn.CommandTag, error) error {
 	}
 }
 
-// flush sends the queued writes.
+// flush sends the queued statements.
 func (t *tx) flush(ctx context.Context) error {
-	if len(t.checks) == 0 {
+	if len(t.results) == 0 {
 		return nil
 	}
-	checks := t.checks
+	results := t.results
 	b := t.pending
-	t.pending, t.checks = pgx.Batch{}, nil
+	t.pending, t.results = pgx.Batch{}, nil
 	br := t.tx.SendBatch(ctx, &b)
 	var first error
-	for _, check := range checks {
-		tag, err := br.Exec()
-		if cerr := check(tag, err); cerr != nil && first == nil {
-			first = cerr
+	for _, read := range results {
+		if err := read(br); err != nil && first == nil {
+			first = err
 		}
 	}
 	if err := br.Close(); err != nil && first == nil {
@@ -138,6 +218,11 @@ func (t *tx) Message(ctx context.Context, msgid string) (*settlement.Message, er
 }
 
 func (t *tx) PutMessage(ctx context.Context, m *settlement.Message) error {
+	if t.stored["message:"+m.Msgid] {
+		t.queue(updated("storing message %s", m.Msgid), `UPDATE messages SET status = $2, ref = $3, answer = $4 WHERE msgid = $1`,
+			m.Msgid, string(m.Status), m.Ref, string(m.Answer))
+		return nil
+	}
 	t.queue(wrapErr("storing message %s", m.Msgid), `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (msgid) DO UPDATE SET status = excluded.status, ref = excluded.ref, answer = excluded.answer`,
@@ -150,17 +235,69 @@ func (t *tx) PutMessage(ctx context.Context, m *settlement.Message) error {
 // first, matters under SERIALIZABLE: a read of an absent key locks the
 // index page where it would go, so concurrent new messages of one
 // institution (whose msgids sort together) would abort each other.
+//
+// The claim travels in one batch with whatever was prefetched.
 func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settlement.Message, error) {
-	tag, err := t.exec(ctx, `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
+	claimed := false
+	t.queue(func(tag pgconn.CommandTag, err error) error {
+		if err != nil {
+			return fmt.Errorf("claiming message %s: %w", m.Msgid, err)
+		}
+		claimed = tag.RowsAffected() == 1
+		if claimed {
+			t.found("message:" + m.Msgid)
+		}
+		return nil
+	}, `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
 		VALUES ($1, $2, $3, $4, 'pending', '', '', $5) ON CONFLICT (msgid) DO NOTHING`,
 		m.Msgid, m.Infno, m.Institution, m.Digest, m.Created)
-	if err != nil {
-		return nil, fmt.Errorf("claiming message %s: %w", m.Msgid, err)
+	if err := t.flush(ctx); err != nil {
+		return nil, err
 	}
-	if tag.RowsAffected() == 1 {
+	if claimed {
 		return nil, nil
 	}
 	return t.Message(ctx, m.Msgid)
+}
+
+// Prefetch queues the reads k names, to travel with the next statement sent
+// (see settlement.Prefetcher).
+func (t *tx) Prefetch(k settlement.Prefetch) {
+	if k.Visit != "" {
+		t.readAhead("visit:"+k.Visit, func(br pgx.BatchResults) (any, error) {
+			return scanVisit(br.QueryRow(), k.Visit)
+		}, visitSQL, k.Visit)
+		t.readAhead("lines:"+k.Visit, func(br pgx.BatchResults) (any, error) {
+			rows, err := br.Query()
+			if err != nil {
+				return nil, fmt.Errorf("reading lines of %s: %w", k.Visit, err)
+			}
+			return scanFeeLines(rows, k.Visit)
+		}, linesSQL, k.Visit)
+	}
+	if k.Person != "" {
+		t.readAhead("person:"+k.Person, func(br pgx.BatchResults) (any, error) {
+			return scanPerson(br.QueryRow())
+		}, personSQL, k.Person)
+		if k.Year != 0 {
+			t.readAhead(countersKey(k.Person, k.Year), func(br pgx.BatchResults) (any, error) {
+				yc := settlement.YearCounters{PsnNo: k.Person, Year: k.Year}
+				err := scanCounters(br.QueryRow(), &yc)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return nil, nil // Counters opens the year
+				}
+				if err != nil {
+					return nil, fmt.Errorf("reading counters of %s for %d: %w", k.Person, k.Year, err)
+				}
+				return yc, nil
+			}, countersSQL, k.Person, k.Year)
+		}
+	}
+	if k.Chain != "" {
+		t.readAhead("chain:"+k.Chain, func(br pgx.BatchResults) (any, error) {
+			return scanChainHead(br.QueryRow(), k.Chain)
+		}, chainHeadSQL, k.Chain)
+	}
 }
 
 const personCols = `psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype, retired, assistance,
@@ -191,8 +328,14 @@ func scanPerson(row pgx.Row) (*settlement.Person, error) {
 	return &p, nil
 }
 
+const personSQL = `SELECT ` + personCols + ` FROM persons WHERE psn_no = $1`
+
 func (t *tx) Person(ctx context.Context, psnNo string) (*settlement.Person, error) {
-	return scanPerson(t.queryRow(ctx, `SELECT `+personCols+` FROM persons WHERE psn_no = $1`, psnNo))
+	if v, ok, err := t.take(ctx, "person:"+psnNo); ok {
+		p, _ := v.(*settlement.Person)
+		return p, err
+	}
+	return scanPerson(t.queryRow(ctx, personSQL, psnNo))
 }
 
 func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settlement.Person, error) {
@@ -205,6 +348,7 @@ func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settle
 
 // PutPerson upserts a registry row (seeding and registry maintenance).
 func (t *tx) PutPerson(ctx context.Context, p *settlement.Person) error {
+	t.forget("person:" + p.PsnNo)
 	t.queue(wrapErr("storing person %s", p.PsnNo), `INSERT INTO persons (psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype,
 		retired, assistance, opening_balc, reg_admdvs, reg_begn, reg_endn)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::TEXT::DECIMAL(18,2), $11, $12::TEXT::DATE, $13::TEXT::DATE)
@@ -233,11 +377,26 @@ func scanCounters(row pgx.Row, yc *settlement.YearCounters, leading ...any) erro
 		&c.FundPaidInpatient, &c.BurdenYTD, &c.SuppPaidYTD, &c.MafPaidYTD, &c.AcctBalc, &yc.OpeningBalc}, m[:])
 }
 
+const countersSQL = `SELECT ` + counterCols + ` FROM person_counters WHERE psn_no = $1 AND year = $2`
+
+func countersKey(psnNo string, year int) string {
+	return "counters:" + psnNo + "/" + strconv.Itoa(year)
+}
+
 func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.YearCounters, error) {
 	yc := settlement.YearCounters{PsnNo: psnNo, Year: year}
-	err := scanCounters(t.queryRow(ctx, `SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2`,
-		psnNo, year), &yc)
-	if err == nil {
+	var err error
+	if v, ok, ferr := t.take(ctx, countersKey(psnNo, year)); ok {
+		if ferr != nil {
+			return yc, ferr
+		}
+		if v != nil {
+			t.found(countersKey(psnNo, year))
+			return v.(settlement.YearCounters), nil
+		}
+		err = pgx.ErrNoRows
+	} else if err = scanCounters(t.queryRow(ctx, countersSQL, psnNo, year), &yc); err == nil {
+		t.found(countersKey(psnNo, year))
 		return yc, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
@@ -265,7 +424,22 @@ func (t *tx) Counters(ctx context.Context, psnNo string, year int) (settlement.Y
 }
 
 func (t *tx) PutCounters(ctx context.Context, yc settlement.YearCounters) error {
+	key := countersKey(yc.PsnNo, yc.Year)
+	t.forget(key)
 	c := yc.Counters
+	if t.stored[key] {
+		t.queue(updated("storing counters of %s for %d", yc.PsnNo, yc.Year), `UPDATE person_counters SET
+			dedc_used_outpatient = $3::TEXT::DECIMAL(18,2), dedc_used_chronic = $4::TEXT::DECIMAL(18,2),
+			fund_paid_outpatient = $5::TEXT::DECIMAL(18,2), fund_paid_inpatient = $6::TEXT::DECIMAL(18,2),
+			burden_ytd = $7::TEXT::DECIMAL(18,2), supp_paid_ytd = $8::TEXT::DECIMAL(18,2), maf_paid_ytd = $9::TEXT::DECIMAL(18,2),
+			acct_balc = $10::TEXT::DECIMAL(18,2), admissions = $11
+			WHERE psn_no = $1 AND year = $2`,
+			yc.PsnNo, yc.Year, c.DedcUsedOutpatient.String(), c.DedcUsedChronic.String(), c.FundPaidOutpatient.String(),
+			c.FundPaidInpatient.String(), c.BurdenYTD.String(), c.SuppPaidYTD.String(), c.MafPaidYTD.String(),
+			c.AcctBalc.String(), c.Admissions)
+		return nil
+	}
+	t.found(key) // inserted by the upsert below
 	t.queue(wrapErr("storing counters of %s for %d", yc.PsnNo, yc.Year), `INSERT INTO person_counters (psn_no, year, dedc_used_outpatient, dedc_used_chronic,
 		fund_paid_outpatient, fund_paid_inpatient, burden_ytd, supp_paid_ytd, maf_paid_ytd, acct_balc, opening_balc, admissions)
 		VALUES ($1, $2, $3::TEXT::DECIMAL(18,2), $4::TEXT::DECIMAL(18,2), $5::TEXT::DECIMAL(18,2), $6::TEXT::DECIMAL(18,2),
@@ -282,14 +456,29 @@ func (t *tx) PutCounters(ctx context.Context, yc settlement.YearCounters) error 
 	return nil
 }
 
+const visitSQL = `SELECT mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype, begntime, endtime,
+	ipt_otp_no, status, dise_codg, dise_name FROM visits WHERE mdtrt_id = $1`
+
 func (t *tx) Visit(ctx context.Context, mdtrtID string) (*settlement.Visit, error) {
+	var v *settlement.Visit
+	got, ok, err := t.take(ctx, "visit:"+mdtrtID)
+	if ok {
+		v, _ = got.(*settlement.Visit)
+	} else {
+		v, err = scanVisit(t.queryRow(ctx, visitSQL, mdtrtID), mdtrtID)
+	}
+	if v != nil {
+		t.found("visit:" + mdtrtID)
+	}
+	return v, err
+}
+
+func scanVisit(row pgx.Row, mdtrtID string) (*settlement.Visit, error) {
 	var v settlement.Visit
 	var kind, status string
 	var end *time.Time
-	err := t.queryRow(ctx, `SELECT mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype, begntime, endtime,
-		ipt_otp_no, status, dise_codg, dise_name FROM visits WHERE mdtrt_id = $1`, mdtrtID).
-		Scan(&v.MdtrtID, &v.PsnNo, &v.Institution, &kind, &v.MedType, &v.Insutype, &v.Begin, &end,
-			&v.IptOtpNo, &status, &v.DiseCodg, &v.DiseName)
+	err := row.Scan(&v.MdtrtID, &v.PsnNo, &v.Institution, &kind, &v.MedType, &v.Insutype, &v.Begin, &end,
+		&v.IptOtpNo, &status, &v.DiseCodg, &v.DiseName)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -304,10 +493,19 @@ func (t *tx) Visit(ctx context.Context, mdtrtID string) (*settlement.Visit, erro
 }
 
 func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
+	key := "visit:" + v.MdtrtID
+	t.forget(key)
 	var end any
 	if !v.End.IsZero() {
 		end = v.End
 	}
+	if t.stored[key] {
+		t.queue(updated("storing visit %s", v.MdtrtID), `UPDATE visits SET med_type = $2, endtime = $3, status = $4,
+			dise_codg = $5, dise_name = $6 WHERE mdtrt_id = $1`,
+			v.MdtrtID, v.MedType, end, string(v.Status), v.DiseCodg, v.DiseName)
+		return nil
+	}
+	t.found(key)
 	t.queue(wrapErr("storing visit %s", v.MdtrtID), `INSERT INTO visits (mdtrt_id, psn_no, fixmedins_code, kind, med_type, insutype,
 		begntime, endtime, ipt_otp_no, status, dise_codg, dise_name)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -318,9 +516,15 @@ func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
 	return nil
 }
 
+const linesSQL = `SELECT ` + feeLineCols + ` FROM fee_lines
+	WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`
+
 func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, error) {
-	rows, err := t.query(ctx, `SELECT `+feeLineCols+` FROM fee_lines
-		WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`, mdtrtID)
+	if v, ok, err := t.take(ctx, "lines:"+mdtrtID); ok {
+		lines, _ := v.([]settlement.FeeLine)
+		return lines, err
+	}
+	rows, err := t.query(ctx, linesSQL, mdtrtID)
 	if err != nil {
 		return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
 	}
@@ -367,6 +571,7 @@ func scanFeeLines(rows pgx.Rows, mdtrtID string) ([]settlement.FeeLine, error) {
 func (t *tx) PutLines(ctx context.Context, lines []settlement.FeeLine) error {
 	for i := range lines {
 		l := &lines[i]
+		t.forget("lines:" + l.MdtrtID)
 		var cap any
 		if l.Priced.HasCap {
 			cap = l.Priced.PriceCap.String()
@@ -385,6 +590,7 @@ func (t *tx) PutLines(ctx context.Context, lines []settlement.FeeLine) error {
 }
 
 func (t *tx) WithdrawBatch(ctx context.Context, mdtrtID, chrgBchno string) (int, error) {
+	t.forget("lines:" + mdtrtID)
 	tag, err := t.exec(ctx, `UPDATE fee_lines SET withdrawn = true
 		WHERE mdtrt_id = $1 AND NOT withdrawn AND ($2 = '' OR chrg_bchno = $2)`, mdtrtID, chrgBchno)
 	if err != nil {
@@ -531,9 +737,19 @@ func (t *tx) SetSettlementStatus(ctx context.Context, setlID string, st settleme
 	return nil
 }
 
+const chainHeadSQL = `SELECT seq, hash FROM chain_heads WHERE chain = $1`
+
 func (t *tx) ChainHead(ctx context.Context, chain string) (settlement.ChainHead, error) {
+	if v, ok, err := t.take(ctx, "chain:"+chain); ok {
+		h, _ := v.(settlement.ChainHead)
+		return h, err
+	}
+	return scanChainHead(t.queryRow(ctx, chainHeadSQL, chain), chain)
+}
+
+func scanChainHead(row pgx.Row, chain string) (settlement.ChainHead, error) {
 	var h settlement.ChainHead
-	err := t.queryRow(ctx, `SELECT seq, hash FROM chain_heads WHERE chain = $1`, chain).Scan(&h.Seq, &h.Hash)
+	err := row.Scan(&h.Seq, &h.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return settlement.ChainHead{}, nil
 	}
@@ -555,6 +771,7 @@ func OutboxPart(key string) int {
 }
 
 func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *settlement.Event) error {
+	t.forget("chain:" + lt.Chain)
 	// Advancing the head is conditional on it still being where this
 	// transaction read it: a concurrent append to the chain makes this one
 	// fail (and retry) instead of forking the chain.
@@ -574,10 +791,22 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 	}
 	t.queue(wrapErr("appending ledger txn %s", lt.ID), `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)
-	for i, e := range lt.Entries {
-		t.queue(wrapErr("appending entry %d of ledger txn %s", i, lt.ID),
-			`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES ($1, $2, $3, $4::TEXT::DECIMAL(18,2))`,
-			lt.ID, i, e.Account, e.Amount.String())
+	if len(lt.Entries) > 0 {
+		// One statement for all entries: a multi-row VALUES list (its text,
+		// and so its prepared statement, depends only on the entry count).
+		var sql strings.Builder
+		sql.WriteString(`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES `)
+		args := make([]any, 0, 1+3*len(lt.Entries))
+		args = append(args, lt.ID)
+		for i, e := range lt.Entries {
+			if i > 0 {
+				sql.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&sql, "($1, $%d::INT8, $%d, $%d::TEXT::DECIMAL(18,2))", n+1, n+2, n+3)
+			args = append(args, i, e.Account, e.Amount.String())
+		}
+		t.queue(wrapErr("appending the entries of ledger txn %s", lt.ID), sql.String(), args...)
 	}
 	if ev != nil {
 		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox (chain, seq, part, event_id, event_type, event_key, payload, created_at)
