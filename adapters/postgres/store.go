@@ -2,10 +2,13 @@
 // CockroachDB over pgx, in the SQL the two share.
 //
 // Every transaction runs SERIALIZABLE and is retried whole: crdb.ExecuteCtx
-// around pgx.BeginTxFunc, so a serialization failure at any statement, the
-// COMMIT included, starts the transaction again from BEGIN. (crdb.ExecuteTx's
-// savepoint protocol is CockroachDB-only: on PostgreSQL its retries reuse the
-// failed snapshot and never succeed.)
+// around a transaction from BEGIN to COMMIT, so a serialization failure at
+// any statement, the COMMIT included, starts the transaction again from
+// BEGIN. (crdb.ExecuteTx's savepoint protocol is CockroachDB-only: on
+// PostgreSQL its retries reuse the failed snapshot and never succeed.) Tools
+// run pgx.BeginTxFunc; the engine's transactions (Update, View) pipeline
+// BEGIN with their first statements and COMMIT with their last writes, as
+// pgjdbc does, and check COMMIT's outcome themselves (see pipelined).
 package postgres
 
 import (
@@ -174,19 +177,74 @@ func (s *Store) View(ctx context.Context, fn func(ctx context.Context, tx settle
 }
 
 func (s *Store) run(ctx context.Context, mode pgx.TxAccessMode, fn func(ctx context.Context, tx settlement.Tx) error) error {
-	return s.txn(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: mode}, func(ctx context.Context, ptx pgx.Tx) error {
-		t := &tx{tx: ptx}
-		if err := fn(ctx, t); err != nil {
-			return err
-		}
-		return t.flush(ctx) // the queued writes, before COMMIT
+	begin := "BEGIN ISOLATION LEVEL SERIALIZABLE"
+	if mode == pgx.ReadOnly {
+		begin += " READ ONLY"
+	}
+	return s.retry(ctx, mode == pgx.ReadOnly, func(ctx context.Context) error {
+		return s.pipelined(ctx, begin, fn)
 	})
 }
 
-// txn runs fn in one transaction, retried whole on a serialization failure
-// or deadlock (40001, and 40P01 mapped to it), with jittered backoff: every
-// transaction of the store goes through here.
+// pipelined runs fn in one transaction on a pooled connection, saving two
+// round trips of pgx.BeginTxFunc's four for a typical settlement: BEGIN is
+// queued rather than sent, so it travels with fn's first statements (a
+// settlement's msgid claim and its reads), and COMMIT travels with fn's
+// queued writes. COMMIT's outcome is checked as pgx's does it: an error
+// fails the attempt (and a serialization failure retries it), and a COMMIT
+// answered ROLLBACK (the transaction had failed) is an error, never a
+// success. Any failure rolls back; a connection left inside a transaction
+// is destroyed by the pool rather than reused.
+func (s *Store) pipelined(ctx context.Context, begin string, fn func(ctx context.Context, tx settlement.Tx) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: acquiring a connection: %w", err)
+	}
+	defer conn.Release()
+	t := &tx{tx: conn.Conn()}
+	t.queue(wrapErr("beginning a transaction"), begin)
+	err = fn(ctx, t)
+	if err == nil {
+		if len(t.results) == 1 && !t.begun {
+			return nil // fn sent nothing: there is no transaction to end
+		}
+		t.queue(func(tag pgconn.CommandTag, err error) error {
+			if err == nil && tag.String() != "COMMIT" {
+				err = pgx.ErrTxCommitRollback
+			}
+			if err != nil {
+				return fmt.Errorf("committing: %w", err)
+			}
+			return nil
+		}, "COMMIT")
+		if err = t.flush(ctx); err == nil {
+			return nil
+		}
+	}
+	return t.abort(ctx, conn, err)
+}
+
+// abort rolls back what t began and returns err.
+func (t *tx) abort(ctx context.Context, conn *pgxpool.Conn, err error) error {
+	if t.begun && conn.Conn().PgConn().TxStatus() != 'I' {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(rctx, "ROLLBACK") // when this fails too, Release destroys the connection
+	}
+	return err
+}
+
+// txn runs fn in one pgx transaction, retried whole as retry does.
 func (s *Store) txn(ctx context.Context, opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return s.retry(ctx, opts.AccessMode == pgx.ReadOnly, func(ctx context.Context) error {
+		return pgx.BeginTxFunc(ctx, s.pool, opts, func(ptx pgx.Tx) error { return fn(ctx, ptx) })
+	})
+}
+
+// retry runs one transaction attempt after another until one commits, on a
+// serialization failure or deadlock (40001, and 40P01 mapped to it), with
+// jittered backoff: every transaction of the store goes through here.
+func (s *Store) retry(ctx context.Context, readOnly bool, attemptFn func(ctx context.Context) error) error {
 	attempt := 0
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxAttempts), func(ctx context.Context, _ ...any) error {
 		if attempt > 0 {
@@ -199,13 +257,13 @@ func (s *Store) txn(ctx context.Context, opts pgx.TxOptions, fn func(ctx context
 			}
 		}
 		attempt++
-		err := pgx.BeginTxFunc(ctx, s.pool, opts, func(ptx pgx.Tx) error { return fn(ctx, ptx) })
+		err := attemptFn(ctx)
 		if sqlState(err) == "40P01" {
 			return retryable{err}
 		}
 		return err
 	})
-	if err == nil && opts.AccessMode != pgx.ReadOnly {
+	if err == nil && !readOnly {
 		s.commits.Add(1)
 	}
 	var mre *crdb.MaxRetriesExceededError

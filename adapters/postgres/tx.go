@@ -28,7 +28,8 @@ import (
 // surface at that flush. Reads named by Prefetch join the same batch; their
 // results wait in ahead until a getter asks for them.
 type tx struct {
-	tx      pgx.Tx
+	tx      querier
+	begun   bool // a statement has been sent: the transaction is open on the server
 	pending pgx.Batch
 	results []func(pgx.BatchResults) error
 	ahead   map[string]fetched
@@ -45,17 +46,31 @@ func (t *tx) found(key string) {
 	t.stored[key] = true
 }
 
-// updated is a check that a plain UPDATE found its row.
-func updated(format string, args ...any) func(pgconn.CommandTag, error) error {
-	return func(tag pgconn.CommandTag, err error) error {
-		if err == nil && tag.RowsAffected() != 1 {
-			err = errors.New("row not found")
+// queueOne defers an UPDATE that must change exactly one row, and makes the
+// server enforce it: the statement divides by the number of rows changed, so
+// changing none fails on the server (SQLSTATE 22012) and aborts the
+// transaction, even when COMMIT follows in the same batch. A check of the
+// command tag on the client would come too late for that (see
+// Store.pipelined).
+func (t *tx) queueOne(format string, fmtArgs []any, update string, args ...any) {
+	t.queue(func(_ pgconn.CommandTag, err error) error {
+		if sqlState(err) == "22012" {
+			err = errors.New("no such row")
 		}
 		if err != nil {
-			return fmt.Errorf(format+": %w", append(args, err)...)
+			return fmt.Errorf(format+": %w", append(fmtArgs, err)...)
 		}
 		return nil
-	}
+	}, `WITH changed AS (`+update+` RETURNING 1) SELECT 1 / count(*) FROM changed`, args...)
+}
+
+// querier is what tx needs of a pgx.Tx or of a connection whose
+// transaction it manages itself (Store.pipelined).
+type querier interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 // fetched is the outcome of one read sent ahead of its getter.
@@ -64,7 +79,11 @@ type fetched struct {
 	err error
 }
 
-// queue defers a write; check sees its outcome at the flush.
+// queue defers a write; check sees its outcome at the flush. check may add
+// context to the server's error, but must not fail a statement the server
+// carried out: the flush may carry COMMIT too (Store.pipelined), too late
+// for the client to refuse. A condition on the outcome belongs in the
+// statement (queueOne).
 func (t *tx) queue(check func(pgconn.CommandTag, error) error, sql string, args ...any) {
 	t.pending.Queue(sql, args...)
 	t.results = append(t.results, func(br pgx.BatchResults) error { return check(br.Exec()) })
@@ -136,6 +155,7 @@ func (t *tx) flush(ctx context.Context) error {
 	results := t.results
 	b := t.pending
 	t.pending, t.results = pgx.Batch{}, nil
+	t.begun = true
 	br := t.tx.SendBatch(ctx, &b)
 	var first error
 	for _, read := range results {
@@ -219,7 +239,7 @@ func (t *tx) Message(ctx context.Context, msgid string) (*settlement.Message, er
 
 func (t *tx) PutMessage(ctx context.Context, m *settlement.Message) error {
 	if t.stored["message:"+m.Msgid] {
-		t.queue(updated("storing message %s", m.Msgid), `UPDATE messages SET status = $2, ref = $3, answer = $4 WHERE msgid = $1`,
+		t.queueOne("storing message %s", []any{m.Msgid}, `UPDATE messages SET status = $2, ref = $3, answer = $4 WHERE msgid = $1`,
 			m.Msgid, string(m.Status), m.Ref, string(m.Answer))
 		return nil
 	}
@@ -428,7 +448,7 @@ func (t *tx) PutCounters(ctx context.Context, yc settlement.YearCounters) error 
 	t.forget(key)
 	c := yc.Counters
 	if t.stored[key] {
-		t.queue(updated("storing counters of %s for %d", yc.PsnNo, yc.Year), `UPDATE person_counters SET
+		t.queueOne("storing counters of %s for %d", []any{yc.PsnNo, yc.Year}, `UPDATE person_counters SET
 			dedc_used_outpatient = $3::TEXT::DECIMAL(18,2), dedc_used_chronic = $4::TEXT::DECIMAL(18,2),
 			fund_paid_outpatient = $5::TEXT::DECIMAL(18,2), fund_paid_inpatient = $6::TEXT::DECIMAL(18,2),
 			burden_ytd = $7::TEXT::DECIMAL(18,2), supp_paid_ytd = $8::TEXT::DECIMAL(18,2), maf_paid_ytd = $9::TEXT::DECIMAL(18,2),
@@ -500,7 +520,7 @@ func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
 		end = v.End
 	}
 	if t.stored[key] {
-		t.queue(updated("storing visit %s", v.MdtrtID), `UPDATE visits SET med_type = $2, endtime = $3, status = $4,
+		t.queueOne("storing visit %s", []any{v.MdtrtID}, `UPDATE visits SET med_type = $2, endtime = $3, status = $4,
 			dise_codg = $5, dise_name = $6 WHERE mdtrt_id = $1`,
 			v.MdtrtID, v.MedType, end, string(v.Status), v.DiseCodg, v.DiseName)
 		return nil
@@ -774,20 +794,14 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 	t.forget("chain:" + lt.Chain)
 	// Advancing the head is conditional on it still being where this
 	// transaction read it: a concurrent append to the chain makes this one
-	// fail (and retry) instead of forking the chain.
-	advanced := func(tag pgconn.CommandTag, err error) error {
-		if err == nil && tag.RowsAffected() != 1 {
-			err = fmt.Errorf("chain moved past seq %d", lt.Seq-1)
-		}
-		if err != nil {
-			return fmt.Errorf("advancing chain %s: %w", lt.Chain, err)
-		}
-		return nil
-	}
+	// fail (and retry) instead of forking the chain. Both statements fail on
+	// the server when the head is elsewhere (the insert on the primary key).
 	if lt.Seq == 1 {
-		t.queue(advanced, `INSERT INTO chain_heads (chain, seq, hash) VALUES ($1, $2, $3)`, lt.Chain, lt.Seq, lt.Hash)
+		t.queue(wrapErr("starting chain %s", lt.Chain), `INSERT INTO chain_heads (chain, seq, hash) VALUES ($1, $2, $3)`,
+			lt.Chain, lt.Seq, lt.Hash)
 	} else {
-		t.queue(advanced, `UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
+		t.queueOne("advancing chain %s past seq %d", []any{lt.Chain, lt.Seq - 1},
+			`UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
 	}
 	t.queue(wrapErr("appending ledger txn %s", lt.ID), `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)

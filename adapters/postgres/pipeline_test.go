@@ -1,0 +1,90 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
+	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
+)
+
+// The engine's transactions send BEGIN with their first statements and
+// COMMIT with their last writes (Store.pipelined). Whatever fails, at any
+// point, nothing is written and the connection serves the next transaction
+// cleanly: the pool has one connection, so every case reuses it.
+func TestPipelinedTransactionsWriteAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.NewDB(t)+"&pool_max_conns=1", quietLog())
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+
+	const psn = "15010019700101ZZ01"
+	counters := func(acct rules.Money) settlement.YearCounters {
+		return settlement.YearCounters{PsnNo: psn, Year: 2026, Counters: rules.Counters{AcctBalc: acct}}
+	}
+	stored := func() (settlement.YearCounters, bool) {
+		var yc settlement.YearCounters
+		var ok bool
+		require.NoError(t, st.View(ctx, func(ctx context.Context, tx settlement.Tx) error {
+			// A year with no row opens at the registry's balance (0 for an unknown person).
+			var err error
+			yc, err = tx.Counters(ctx, psn, 2026)
+			ok = yc.Counters.AcctBalc != 0
+			return err
+		}))
+		return yc, ok
+	}
+	refused := errors.New("refused by the engine")
+
+	cases := []struct {
+		name string
+		fn   func(ctx context.Context, tx settlement.Tx) error
+		want string // in the error
+	}{
+		{"the engine refuses after queuing a write", func(ctx context.Context, tx settlement.Tx) error {
+			require.NoError(t, tx.PutCounters(ctx, counters(100)))
+			return refused
+		}, "refused by the engine"},
+		{"the engine refuses after a read sent the queued write", func(ctx context.Context, tx settlement.Tx) error {
+			require.NoError(t, tx.PutCounters(ctx, counters(100)))
+			if _, err := tx.Person(ctx, psn); err != nil {
+				return err
+			}
+			return refused
+		}, "refused by the engine"},
+		{"the server refuses a write sent with COMMIT", func(ctx context.Context, tx settlement.Tx) error {
+			require.NoError(t, tx.PutCounters(ctx, counters(100)))
+			return tx.PutCounters(ctx, settlement.YearCounters{PsnNo: "other", Year: 2026, Counters: rules.Counters{AcctBalc: -1}})
+		}, "acct_balc"},
+		{"an update that must change one row changes none, in the COMMIT batch", func(ctx context.Context, tx settlement.Tx) error {
+			require.NoError(t, tx.PutCounters(ctx, counters(100)))
+			lt := &settlement.LedgerTxn{ID: settlement.NewID("T"), Chain: "psn:nobody", Kind: settlement.TxnSettle}
+			lt.Seal(4, "") // the chain has no head at seq 4
+			return tx.AppendLedger(ctx, lt, nil)
+		}, "advancing chain psn:nobody past seq 4: no such row"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := st.Update(ctx, c.fn)
+			require.ErrorContains(t, err, c.want)
+			_, ok := stored()
+			require.False(t, ok, "nothing of a failed transaction is written")
+		})
+	}
+
+	// The same connection commits the next transaction, and COMMIT's success is real.
+	require.NoError(t, st.Update(ctx, func(ctx context.Context, tx settlement.Tx) error {
+		return tx.PutCounters(ctx, counters(100))
+	}))
+	yc, ok := stored()
+	require.True(t, ok)
+	require.Equal(t, rules.Money(100), yc.Counters.AcctBalc)
+
+	// A transaction that sends nothing has nothing to commit.
+	require.NoError(t, st.Update(ctx, func(context.Context, settlement.Tx) error { return nil }))
+}
