@@ -54,10 +54,17 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	dataDir := fs.String("data-dir", "", "keep the databases in this directory across runs (default: a temporary one, removed on exit)")
 	pgPort := fs.Int("pg-port", 0, "PostgreSQL port (default: a free one)")
 	kafkaPort := fs.Int("kafka-port", 9092, "port of the in-process Kafka broker (kfake), for standard Kafka tools")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := textLog(stderr)
+	stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "medsettle dev:", err)
+		return 1
+	}
+	defer stopPprof()
 	if err := dev(ctx, log, stdout, *listen, *firstPort, *dataDir, *pgPort, *kafkaPort); err != nil {
 		fmt.Fprintln(stderr, "medsettle dev:", err)
 		return 1

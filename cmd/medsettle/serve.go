@@ -44,6 +44,7 @@ type serveConfig struct {
 	province                                        string // "" serves every region, with no hub
 	hubURL, hubToken, hubPeerToken                  string
 	temporal, namespace                             string
+	pprof                                           string // net/http/pprof listener; "" none
 }
 
 func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -63,6 +64,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.StringVar(&c.hubPeerToken, "hub-peer-token", os.Getenv("MEDSETTLE_HUB_PEER_TOKEN"), "the hub's token at this platform, for its calls to /hub-peer/ (env MEDSETTLE_HUB_PEER_TOKEN)")
 	fs.StringVar(&c.temporal, "temporal-address", os.Getenv("MEDSETTLE_TEMPORAL"), "Temporal frontend for durable reversals (env MEDSETTLE_TEMPORAL)")
 	fs.StringVar(&c.namespace, "temporal-namespace", envOr("MEDSETTLE_TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env MEDSETTLE_TEMPORAL_NAMESPACE)")
+	fs.StringVar(&c.pprof, "pprof", os.Getenv("MEDSETTLE_PPROF"), "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (env MEDSETTLE_PPROF; default: off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,6 +89,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
+	stopPprof, err := startPprof(c.pprof, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	rs, err := loadRules(c.dataDir)
 	if err != nil {
 		return err
