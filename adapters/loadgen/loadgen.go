@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -114,12 +115,29 @@ func (m Mix) String() string {
 }
 
 // Config is one load run. Exactly one of Duration and Count ends it.
+//
+// With Rate 0 the run is closed-loop: each of Counters counters starts its
+// next flow as soon as its last one ended, so throughput is whatever the
+// server sustains. With Rate > 0 it is open-loop: flows are scheduled at
+// Rate per second, evenly spaced, whatever the answers' times (so a slow
+// server meets the same arrivals and its slowness shows instead of being
+// hidden by fewer requests); Counters is then the most flows under way at
+// once. Every flow of the mix settles exactly once (a 2207, 2304 or 2102;
+// a cancel or reverse flow then undoes it), so Rate is also the target of
+// settlements per second.
 type Config struct {
 	URL      string
 	Keys     []Key
 	Counters int
-	Duration time.Duration // run this long (flows under way finish)
-	Count    int           // or run this many flows in all
+	Duration time.Duration // run this long (flows under way finish); with Rate, schedule flows over this long
+	Count    int           // or run this many flows in all; with Rate, schedule this many
+	// Rate is the open-loop target: flows (= settlements) started per
+	// second; 0 runs closed-loop. A scheduled flow waits for a free counter
+	// in a queue of Counters places; a flow that finds the queue full is
+	// dropped (counted, never started). Its start lag (actual start minus
+	// scheduled time) is measured; a start more than LateAfter behind
+	// schedule is counted late.
+	Rate     float64
 	Mix      Mix
 	Timeout  time.Duration // per attempt (default 15 s)
 	Rules    *rules.RuleSet
@@ -139,6 +157,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Persons) == 0 {
 		return nil, errors.New("loadgen: no persons")
 	}
+	if cfg.Rate < 0 {
+		return nil, errors.New("loadgen: a negative rate")
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 15 * time.Second
 	}
@@ -147,6 +168,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		seed = rand.Uint64()
 	}
 	rep := newReport(cfg)
+	// One connection pool for every client, with an idle connection kept
+	// for each counter: http.DefaultTransport keeps 2 per host, so counters
+	// beyond 2 would open (and leave in TIME_WAIT) a connection per message
+	// whenever they outnumber the idle ones.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns = 2 * cfg.Counters
+	transport.MaxIdleConnsPerHost = 2 * cfg.Counters
+	defer transport.CloseIdleConnections()
+	hc := &http.Client{Transport: transport}
 	// One client per institution: msgids are unique within a client.
 	clients := map[string]*fsiclient.Client{}
 	var counters []*counter
@@ -158,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		c := clients[k.Institution]
 		if c == nil {
-			c = fsiclient.New(cfg.URL, k.Key, k.Institution, fsiclient.WithTimeout(cfg.Timeout),
+			c = fsiclient.New(cfg.URL, k.Key, k.Institution, fsiclient.WithHTTPClient(hc), fsiclient.WithTimeout(cfg.Timeout),
 				fsiclient.WithInstitution(inst.Name, inst.Admdvs), fsiclient.WithObserver(rep.observe))
 			clients[k.Institution] = c
 		}
@@ -168,6 +198,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		counters = append(counters, &counter{id: i, inst: inst, client: c, catalog: cat, rep: rep, mix: cfg.Mix,
 			rnd: rand.New(rand.NewPCG(seed, uint64(i))), persons: cfg.Persons})
+	}
+
+	if cfg.Rate > 0 {
+		rep.window = cfg.Duration
+		if cfg.Count > 0 {
+			rep.window = time.Duration(float64(cfg.Count) / cfg.Rate * float64(time.Second))
+		}
+		start := time.Now()
+		runOpen(ctx, cfg, counters, rep, start)
+		rep.Elapsed = time.Since(start)
+		if ctx.Err() != nil {
+			rep.window = 0 // cut short: the run is the measure
+		}
+		return rep, rep.fatalErr()
 	}
 
 	var remaining atomic.Int64
@@ -187,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, c := range counters {
 		wg.Go(func() {
 			for more() {
-				if err := c.flow(ctx); err != nil {
+				if _, err := c.flow(ctx); err != nil {
 					rep.fatal(err)
 					return
 				}
@@ -240,17 +284,74 @@ type counter struct {
 	seq     int
 }
 
-// flow runs one flow chosen by the mix. A refusal or unknown outcome ends the
-// flow (it is counted by the observer); only a bad key ends the counter.
-func (c *counter) flow(ctx context.Context) error {
+// LateAfter is how far behind its schedule an open-loop flow may start
+// before it counts as late.
+const LateAfter = 10 * time.Millisecond
+
+// runOpen schedules flows at cfg.Rate per second from start, for
+// cfg.Duration or cfg.Count flows, on at most len(counters) at once, and
+// waits for the flows under way. Arrival times are fixed in advance
+// (start + i/Rate), so a slow answer delays no arrival: the scheduler falls
+// behind only if it is starved of CPU, and then it catches up, handing the
+// flows out with their original times (their lag shows it).
+func runOpen(ctx context.Context, cfg Config, counters []*counter, rep *Report, start time.Time) {
+	queue := make(chan time.Time, len(counters)) // scheduled start times of flows waiting for a counter
+	var wg sync.WaitGroup
+	for _, c := range counters {
+		wg.Go(func() {
+			for due := range queue {
+				if ctx.Err() != nil || rep.fatalErr() != nil {
+					continue // drain: nothing more starts
+				}
+				rep.started(time.Since(due))
+				kind, err := c.flow(ctx)
+				rep.flowLatency(kind, time.Since(due))
+				if err != nil {
+					rep.fatal(err)
+				}
+			}
+		})
+	}
+	interval := float64(time.Second) / cfg.Rate
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(float64(i) * interval))
+		if cfg.Count > 0 && i >= cfg.Count || cfg.Count == 0 && !due.Before(start.Add(cfg.Duration)) {
+			break
+		}
+		if d := time.Until(due); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if ctx.Err() != nil || rep.fatalErr() != nil {
+			break
+		}
+		select {
+		case queue <- due:
+			rep.scheduled(false)
+		default:
+			rep.scheduled(true) // every counter busy and the queue full
+		}
+	}
+	close(queue)
+	wg.Wait()
+}
+
+// flow runs one flow chosen by the mix and returns its kind. A refusal or
+// unknown outcome ends the flow (it is counted by the observer); only a bad
+// key ends the counter.
+func (c *counter) flow(ctx context.Context) (string, error) {
 	kind := c.pick()
 	err := c.run(ctx, kind)
 	c.rep.flowDone(kind, err)
 	var rf *fsiclient.Refusal
 	if errors.As(err, &rf) && rf.Status == 401 {
-		return fmt.Errorf("loadgen: the key of %s is refused: %s", c.inst.Code, rf.ErrMsg)
+		return kind, fmt.Errorf("loadgen: the key of %s is refused: %s", c.inst.Code, rf.ErrMsg)
 	}
-	return nil
+	return kind, nil
 }
 
 func (c *counter) pick() string {
@@ -461,6 +562,12 @@ type Report struct {
 	Counters int
 	Mix      Mix
 	Elapsed  time.Duration
+	// Rate is the open-loop target (flows = settlements per second); 0: closed loop.
+	Rate float64
+	// Open loop: flows scheduled, dropped (every counter busy and the
+	// queue full: never started) and started late (more than LateAfter
+	// behind schedule).
+	Scheduled, Dropped, Late int
 
 	mu       sync.Mutex
 	latency  map[string][]time.Duration // by infno, answered messages
@@ -469,6 +576,9 @@ type Report struct {
 	flows    map[string]int
 	flowErrs map[string]int
 	fatalE   error
+	window   time.Duration              // open loop: the time flows were scheduled over
+	lags     []time.Duration            // open loop: start lag of each flow started
+	flowLat  map[string][]time.Duration // open loop: by flow kind, scheduled start to end
 }
 
 type tally struct {
@@ -477,8 +587,43 @@ type tally struct {
 }
 
 func newReport(cfg Config) *Report {
-	return &Report{Counters: cfg.Counters, Mix: cfg.Mix, latency: map[string][]time.Duration{}, refused: map[string]*tally{},
-		failed: map[string]*tally{}, flows: map[string]int{}, flowErrs: map[string]int{}}
+	return &Report{Counters: cfg.Counters, Mix: cfg.Mix, Rate: cfg.Rate, latency: map[string][]time.Duration{}, refused: map[string]*tally{},
+		failed: map[string]*tally{}, flows: map[string]int{}, flowErrs: map[string]int{}, flowLat: map[string][]time.Duration{}}
+}
+
+func (r *Report) scheduled(dropped bool) {
+	r.mu.Lock()
+	r.Scheduled++
+	if dropped {
+		r.Dropped++
+	}
+	r.mu.Unlock()
+}
+
+func (r *Report) started(lag time.Duration) {
+	r.mu.Lock()
+	r.lags = append(r.lags, lag)
+	if lag > LateAfter {
+		r.Late++
+	}
+	r.mu.Unlock()
+}
+
+func (r *Report) flowLatency(kind string, d time.Duration) {
+	r.mu.Lock()
+	r.flowLat[kind] = append(r.flowLat[kind], d)
+	r.mu.Unlock()
+}
+
+// Started is the number of flows started.
+func (r *Report) Started() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range r.flows {
+		n += k
+	}
+	return n
 }
 
 func (r *Report) observe(o fsiclient.Observation) {
@@ -569,11 +714,18 @@ func (r *Report) Print(w io.Writer) {
 	tx, st, rf := r.Transactions(), r.Settlements(), r.Refusals()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	secs := r.Elapsed.Seconds()
+	// Rates are over the run, or in open loop over the schedule if that is
+	// longer (the last flow is scheduled 1/Rate before its end).
+	secs := max(r.Elapsed, r.window).Seconds()
 	if secs == 0 {
 		secs = 1e-9
 	}
-	fmt.Fprintf(w, "medsettle load: %d counters, %s, mix %s\n", r.Counters, r.Elapsed.Round(time.Millisecond), r.Mix)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "medsettle load: open loop, target %g settlements/s, at most %d counters at once, %s, mix %s\n",
+			r.Rate, r.Counters, r.Elapsed.Round(time.Millisecond), r.Mix)
+	} else {
+		fmt.Fprintf(w, "medsettle load: %d counters, %s, mix %s\n", r.Counters, r.Elapsed.Round(time.Millisecond), r.Mix)
+	}
 	var flows []string
 	for _, k := range []string{"outpatient", "inpatient", "pharmacy", "cancel", "reverse"} {
 		if n := r.flows[k]; n > 0 {
@@ -589,8 +741,24 @@ func (r *Report) Print(w io.Writer) {
 	for _, t := range r.failed {
 		nfail += t.n
 	}
-	fmt.Fprintf(w, "transactions %d (%.1f/s), settlements %d (%.1f/s), refusals (infcode -1) %d, unanswered %d\n\n",
+	fmt.Fprintf(w, "transactions %d (%.1f/s), settlements %d (%.1f/s), refusals (infcode -1) %d, unanswered %d\n",
 		tx, float64(tx)/secs, st, float64(st)/secs, rf, nfail)
+	if r.Rate > 0 {
+		lags := slices.Clone(r.lags)
+		slices.Sort(lags)
+		fmt.Fprintf(w, "rate: target %g/s, achieved %.1f settlements/s (%.1f%%); flows scheduled %d, started %d, dropped %d (every counter busy, queue full), late %d (started > %s behind schedule)\n",
+			r.Rate, float64(st)/secs, 100*float64(st)/secs/r.Rate, r.Scheduled, len(r.lags), r.Dropped, r.Late, LateAfter)
+		fmt.Fprintf(w, "start lag (start - scheduled time): p50 %s, p99 %s, max %s\n", pct(lags, 0.5), pct(lags, 0.99), pct(lags, 1))
+		var parts []string
+		for _, k := range []string{"outpatient", "inpatient", "pharmacy", "cancel", "reverse"} {
+			if l := slices.Clone(r.flowLat[k]); len(l) > 0 {
+				slices.Sort(l)
+				parts = append(parts, fmt.Sprintf("%s p50 %s p99 %s", k, pct(l, 0.5), pct(l, 0.99)))
+			}
+		}
+		fmt.Fprintf(w, "whole flows from their scheduled start: %s\n", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
 	infnos := make([]string, 0, len(r.latency))
 	for k := range r.latency {
 		infnos = append(infnos, k)
