@@ -58,6 +58,9 @@ const benchPersons = 2000
 func BenchmarkSettle(b *testing.B) {
 	ctx := context.Background()
 	dsn, pgbenchDSN := benchDatabases(b)
+	if n := os.Getenv("BENCH_POOL"); n != "" {
+		dsn += "&pool_max_conns=" + n
+	}
 	st, err := postgres.Open(ctx, dsn, quietLog())
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
@@ -85,7 +88,7 @@ func BenchmarkSettle(b *testing.B) {
 	}
 	b.Logf("warm-up: one settlement for each of %d persons in %s", len(persons), time.Since(warm).Round(time.Millisecond))
 
-	pg := newPgbench(b, pgbenchDSN)
+	pg := newPgbench(b, pgbenchDSN, st)
 	cpu := newServerCPU(ctx, st)
 
 	for _, conc := range []int{8, 32} {
@@ -98,6 +101,7 @@ func BenchmarkSettle(b *testing.B) {
 			visits := prepareVisits(b, eng, ids, r, who, byRegion, all)
 
 			stats0, calls0 := st.Stats(), cs.calls.Load()
+			wal0 := walBytes(ctx, st)
 			cpu.start()
 			client0 := clientCPU()
 			b.ResetTimer()
@@ -107,6 +111,7 @@ func BenchmarkSettle(b *testing.B) {
 			b.StopTimer()
 			clientUsed := clientCPU() - client0
 			serverUsed := cpu.stop()
+			wal := walBytes(ctx, st) - wal0
 			if err != nil {
 				b.Fatalf("settle: %v", err)
 			}
@@ -119,10 +124,16 @@ func BenchmarkSettle(b *testing.B) {
 			if serverUsed > 0 {
 				b.ReportMetric(float64(serverUsed.Microseconds())/n, "server-cpu-us/op")
 			}
+			if wal > 0 {
+				b.ReportMetric(float64(wal)/n, "wal-bytes/op")
+			}
 
 			res := pg.run(b, conc, cpu)
 			b.ReportMetric(res.tps, "pgbench-N-tps")
 			b.ReportMetric(n/elapsed.Seconds()/res.tps, "ratio-vs-pgbench")
+			if res.walPerTxn > 0 {
+				b.ReportMetric(res.walPerTxn, "pgbench-wal-bytes/txn")
+			}
 			if res.serverCPUPerTxn > 0 {
 				b.ReportMetric(float64(res.serverCPUPerTxn.Microseconds()), "pgbench-server-cpu-us/txn")
 			}
@@ -408,6 +419,18 @@ func (c *countingTx) AppendLedger(ctx context.Context, t *settlement.LedgerTxn, 
 	return c.Tx.AppendLedger(ctx, t, ev)
 }
 
+// walBytes is the cluster's WAL written so far (pg_stat_wal, PostgreSQL 14
+// and later; 0 where there is none, as on CockroachDB). The WAL a settlement
+// writes is a cost it carries wherever the database runs, and one that
+// timing noise does not blur.
+func walBytes(ctx context.Context, st *postgres.Store) int64 {
+	var n int64
+	if st.Pool().QueryRow(ctx, `SELECT wal_bytes::INT8 FROM pg_stat_wal`).Scan(&n) != nil {
+		return 0
+	}
+	return n
+}
+
 // clientCPU is the CPU time this process has used.
 func clientCPU() time.Duration {
 	var ru syscall.Rusage
@@ -534,6 +557,7 @@ func (s *serverCPU) stop() time.Duration {
 
 // pgbench runs pgbench -N on a database of its own in the same cluster.
 type pgbench struct {
+	st  *postgres.Store // a connection to the same cluster, for its WAL position
 	bin string
 	env []string
 	mu  sync.Mutex
@@ -542,10 +566,11 @@ type pgbench struct {
 
 type pgbenchResult struct {
 	tps             float64
+	walPerTxn       float64
 	serverCPUPerTxn time.Duration
 }
 
-func newPgbench(b *testing.B, dsn string) *pgbench {
+func newPgbench(b *testing.B, dsn string, st *postgres.Store) *pgbench {
 	b.Helper()
 	env, err := pgtest.PGEnv(dsn)
 	require.NoError(b, err)
@@ -559,7 +584,7 @@ func newPgbench(b *testing.B, dsn string) *pgbench {
 	}
 	// pgbench is a client: unlike initdb and postgres it runs as root, and
 	// reaches the cluster over TCP as PGUSER (trust authentication).
-	p := &pgbench{bin: bin, env: env, res: map[int]pgbenchResult{}}
+	p := &pgbench{bin: bin, env: env, res: map[int]pgbenchResult{}, st: st}
 	out := p.cmd(b, "-i", "-s", "10", "-q")
 	b.Logf("pgbench -i -s 10: %s", lastLine(out))
 	return p
@@ -591,9 +616,11 @@ func (p *pgbench) run(b *testing.B, clients int, cpu *serverCPU) pgbenchResult {
 	if r, ok := p.res[clients]; ok {
 		return r
 	}
+	wal0 := walBytes(context.Background(), p.st)
 	cpu.start()
 	out := p.cmd(b, "-N", "-c", strconv.Itoa(clients), "-j", "2", "-T", "10", "-n")
 	used := cpu.stop()
+	wal := walBytes(context.Background(), p.st) - wal0
 	m := tpsRE.FindStringSubmatch(out)
 	require.NotNil(b, m, "no tps in pgbench output:\n%s", out)
 	tps, err := strconv.ParseFloat(m[1], 64)
@@ -605,6 +632,9 @@ func (p *pgbench) run(b *testing.B, clients int, cpu *serverCPU) pgbenchResult {
 	r := pgbenchResult{tps: tps}
 	if used > 0 && txns > 0 {
 		r.serverCPUPerTxn = used / time.Duration(txns)
+	}
+	if wal > 0 && txns > 0 {
+		r.walPerTxn = float64(wal) / float64(txns)
 	}
 	b.Logf("pgbench -N -c %d -j 2 -T 10: tps = %.1f", clients, tps)
 	p.res[clients] = r

@@ -707,19 +707,25 @@ func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error 
 		role = settlement.RoleLocal
 	}
 	args = append(args, d.Admissions, string(s.Status), s.Reverses, s.Msgid, s.LedgerTxnID, string(role))
-	ph := ""
-	for n := 1; n <= len(args); n++ {
-		if n > 1 {
-			ph += ", "
-		}
-		ph += "$" + strconv.Itoa(n)
-		if (n >= 11 && n <= 26) || (n >= 28 && n <= 35) {
-			ph += "::TEXT::DECIMAL"
-		}
-	}
-	t.queue(wrapErr("storing settlement %s", s.SetlID), `INSERT INTO settlements (`+plainCols+`) VALUES (`+ph+`)`, args...)
+	t.queue(wrapErr("storing settlement %s", s.SetlID), insertSettlement, args...)
 	return nil
 }
+
+// insertSettlement is PutSettlement's statement: its 41 parameters in the
+// order of settlementCols, the amounts ($11-$26, $28-$35) as decimal text.
+var insertSettlement = func() string {
+	var ph strings.Builder
+	for n := 1; n <= len(splitCols(settlementCols)); n++ {
+		if n > 1 {
+			ph.WriteString(", ")
+		}
+		ph.WriteString("$" + strconv.Itoa(n))
+		if (n >= 11 && n <= 26) || (n >= 28 && n <= 35) {
+			ph.WriteString("::TEXT::DECIMAL")
+		}
+	}
+	return `INSERT INTO settlements (` + plainCols + `) VALUES (` + ph.String() + `)`
+}()
 
 var plainCols = func() string {
 	// The insert lists the same columns as settlementCols, without the casts.
