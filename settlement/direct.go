@@ -22,7 +22,10 @@ func (e *Engine) PharmacyPreSettle(ctx context.Context, inst string, in Pharmacy
 	var out SettleAnswer
 	err := e.Store.View(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
-		out, err = e.pharmacy(ctx, &previewTx{Tx: tx}, inst, in, "", now)
+		s, err := e.pharmacy(ctx, &previewTx{Tx: tx}, inst, in, "", "", now)
+		if err == nil {
+			out = answerOf(s)
+		}
 		return err
 	})
 	var rc *remoteClaim
@@ -36,11 +39,14 @@ func (e *Engine) PharmacyPreSettle(ctx context.Context, inst string, in Pharmacy
 func (e *Engine) PharmacySettle(ctx context.Context, msg Msg, in PharmacyInput) (SettleAnswer, error) {
 	now := e.now()
 	var out SettleAnswer
+	setlID := NewID("S")
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		if in.PsnNo != "" {
+			prefetch(tx, Prefetch{Person: in.PsnNo, Year: DateOf(now).Year(), Chain: ChainOf(in.PsnNo)})
+		}
 		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (SettleAnswer, string, error) {
-			a, err := e.pharmacy(ctx, tx, msg.Institution, in, msg.ID, now)
-			return a, a.SetlID, err
+		out, err = settleOnce(ctx, tx, msg, now, setlID, func() (*Settlement, error) {
+			return e.pharmacy(ctx, tx, msg.Institution, in, msg.ID, setlID, now)
 		})
 		return err
 	})
@@ -62,52 +68,56 @@ func (e *Engine) PharmacySettle(ctx context.Context, msg Msg, in PharmacyInput) 
 	return out, err
 }
 
-func (e *Engine) pharmacy(ctx context.Context, tx Tx, inst string, in PharmacyInput, msgid string, now time.Time) (SettleAnswer, error) {
-	return e.direct(ctx, tx, inst, "41", VisitPharmacy, in, 0, msgid, now)
+func (e *Engine) pharmacy(ctx context.Context, tx Tx, inst string, in PharmacyInput, msgid, setlID string, now time.Time) (*Settlement, error) {
+	return e.direct(ctx, tx, inst, "41", VisitPharmacy, in, 0, msgid, setlID, now)
 }
 
-// direct opens a visit, stores its lines and settles it in one go: a
-// pharmacy sale, or a manual claim. An empty msgid previews without writing.
-func (e *Engine) direct(ctx context.Context, tx Tx, inst, medType string, kind VisitKind, in PharmacyInput, serviceDate rules.Date, msgid string, now time.Time) (SettleAnswer, error) {
+// direct opens a visit, stores its lines and settles it in one go, as
+// settlement setlID: a pharmacy sale, or a manual claim. An empty msgid
+// previews without writing.
+func (e *Engine) direct(ctx context.Context, tx Tx, inst, medType string, kind VisitKind, in PharmacyInput,
+	serviceDate rules.Date, msgid, setlID string, now time.Time) (*Settlement, error) {
 	if err := e.checkMedType(inst, medType); err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
 	p, err := e.person(ctx, tx, in.PsnNo)
 	if err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
 	if len(in.Lines) == 0 {
-		return SettleAnswer{}, &Error{Code: EINVALID, Rule: rules.CodeEmptyClaim, Message: "feedetail is empty"}
+		return nil, &Error{Code: EINVALID, Rule: rules.CodeEmptyClaim, Message: "feedetail is empty"}
 	}
 	v := &Visit{MdtrtID: NewID("M"), PsnNo: p.PsnNo, Institution: inst, Kind: kind, MedType: medType,
 		Insutype: p.Insutype, Begin: now, Status: VisitOpen}
 	lines, err := e.classify(v, nil, in.Lines, now)
 	if err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
 	if err := tx.PutVisit(ctx, v); err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
 	if err := tx.PutLines(ctx, lines); err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
-	s, v, yc, err := e.price(ctx, tx, inst, SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, MedType: medType,
-		Insutype: in.Insutype, MedfeeSumamt: in.MedfeeSumamt, UseAccount: in.UseAccount, ServiceDate: serviceDate}, now)
+	// The visit and lines just written are priced as they are in memory, not read back.
+	if in.Insutype != "" && in.Insutype != v.Insutype {
+		return nil, Errorf(EINVALID, "insutype %s differs from the visit's %s", in.Insutype, v.Insutype)
+	}
+	s, v, yc, err := e.priceLines(ctx, tx, inst, SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, MedType: medType,
+		Insutype: in.Insutype, MedfeeSumamt: in.MedfeeSumamt, UseAccount: in.UseAccount, ServiceDate: serviceDate},
+		medType, v, lines, p, now)
 	if err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
 	if msgid == "" { // preview
-		return answerOf(s), nil
+		return s, nil
 	}
-	s.Msgid = msgid
+	s.SetlID, s.Msgid = setlID, msgid
 	if err := e.commit(ctx, tx, s, yc, TxnSettle); err != nil {
-		return SettleAnswer{}, err
+		return nil, err
 	}
 	v.Status = VisitSettled
-	if err := tx.PutVisit(ctx, v); err != nil {
-		return SettleAnswer{}, err
-	}
-	return answerOf(s), nil
+	return s, tx.PutVisit(ctx, v)
 }
 
 // previewTx lets a pre-settlement run the settle path in a read-only

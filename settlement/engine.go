@@ -76,28 +76,12 @@ type Msg struct {
 // request writes nothing, and the same msgid may be tried again.
 func idempotent[T any](ctx context.Context, tx Tx, msg Msg, now time.Time, op func() (T, string, error)) (T, error) {
 	var zero T
-	if msg.ID == "" {
-		return zero, Errorf(EINVALID, "msgid is required")
-	}
-	m, err := tx.ClaimMessage(ctx, &Message{Msgid: msg.ID, Infno: msg.Infno, Institution: msg.Institution,
-		Digest: msg.Digest, Created: now})
+	m, err := claim(ctx, tx, msg, &Message{Created: now})
 	if err != nil {
 		return zero, err
 	}
 	if m != nil {
-		switch {
-		case m.Institution != msg.Institution:
-			return zero, Errorf(ECONFLICT, "msgid %s belongs to another institution", msg.ID)
-		case m.Status == MessageReversed:
-			return zero, Errorf(ECONFLICT, "msgid %s was reversed (2601) and never takes effect", msg.ID)
-		case m.Infno != msg.Infno || m.Digest != msg.Digest:
-			return zero, Errorf(ECONFLICT, "msgid %s was already used with a different request", msg.ID)
-		}
-		var out T
-		if err := json.Unmarshal(m.Answer, &out); err != nil {
-			return zero, fmt.Errorf("replaying msgid %s: %w", msg.ID, err)
-		}
-		return out, nil
+		return replay[T](m)
 	}
 	out, ref, err := op()
 	if err != nil {
@@ -110,6 +94,72 @@ func idempotent[T any](ctx context.Context, tx Tx, msg Msg, now time.Time, op fu
 	err = tx.PutMessage(ctx, &Message{Msgid: msg.ID, Infno: msg.Infno, Institution: msg.Institution,
 		Digest: msg.Digest, Status: MessageDone, Ref: ref, Answer: answer, Created: now})
 	return out, err
+}
+
+// settleOnce is idempotent for an operation that makes settlement setlID
+// and answers with it: the msgid is claimed in its final form (done, ref
+// setlID), so the message row is written once, and a replay reads the
+// settlement back rather than a stored copy of the answer. (Messages that
+// do carry an answer are replayed from it.)
+func settleOnce(ctx context.Context, tx Tx, msg Msg, now time.Time, setlID string, op func() (*Settlement, error)) (SettleAnswer, error) {
+	m, err := claim(ctx, tx, msg, &Message{Status: MessageDone, Ref: setlID, Created: now})
+	if err != nil {
+		return SettleAnswer{}, err
+	}
+	if m != nil && len(m.Answer) > 0 {
+		return replay[SettleAnswer](m)
+	}
+	if m != nil {
+		s, err := tx.Settlement(ctx, m.Ref)
+		if err != nil {
+			return SettleAnswer{}, err
+		}
+		if s == nil {
+			return SettleAnswer{}, fmt.Errorf("replaying msgid %s: its settlement %s is missing", msg.ID, m.Ref)
+		}
+		s.SetlTime = s.SetlTime.UTC() // as it was answered, whatever zone the store reads times in
+		return answerOf(s), nil
+	}
+	s, err := op()
+	if err != nil {
+		return SettleAnswer{}, err
+	}
+	if s.SetlID != setlID {
+		return SettleAnswer{}, fmt.Errorf("msgid %s claimed settlement %s but made %s", msg.ID, setlID, s.SetlID)
+	}
+	return answerOf(s), nil
+}
+
+// claim records msg's msgid as taken, with the status, ref and answer of m.
+// When the msgid is taken already it returns that message, once it is sure
+// it may be replayed to msg.
+func claim(ctx context.Context, tx Tx, msg Msg, m *Message) (*Message, error) {
+	if msg.ID == "" {
+		return nil, Errorf(EINVALID, "msgid is required")
+	}
+	m.Msgid, m.Infno, m.Institution, m.Digest = msg.ID, msg.Infno, msg.Institution, msg.Digest
+	prev, err := tx.ClaimMessage(ctx, m)
+	if err != nil || prev == nil {
+		return nil, err
+	}
+	switch {
+	case prev.Institution != msg.Institution:
+		return nil, Errorf(ECONFLICT, "msgid %s belongs to another institution", msg.ID)
+	case prev.Status == MessageReversed:
+		return nil, Errorf(ECONFLICT, "msgid %s was reversed (2601) and never takes effect", msg.ID)
+	case prev.Infno != msg.Infno || prev.Digest != msg.Digest:
+		return nil, Errorf(ECONFLICT, "msgid %s was already used with a different request", msg.ID)
+	}
+	return prev, nil
+}
+
+// replay is the answer stored with m.
+func replay[T any](m *Message) (T, error) {
+	var out T
+	if err := json.Unmarshal(m.Answer, &out); err != nil {
+		return out, fmt.Errorf("replaying msgid %s: %w", m.Msgid, err)
+	}
+	return out, nil
 }
 
 // PersonInfo is 1101: the person and this year's counters.

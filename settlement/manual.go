@@ -81,12 +81,12 @@ func (e *Engine) ManualSettle(ctx context.Context, c ManualClaim) (SettleAnswer,
 	msg := Msg{ID: "claim:" + c.ClaimID, Infno: ManualInfno, Institution: c.Institution, Digest: c.Digest()}
 	now := e.now()
 	var out SettleAnswer
+	setlID := NewID("S")
 	err = e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (SettleAnswer, string, error) {
-			a, err := e.direct(ctx, tx, c.Institution, c.MedType, VisitManual,
-				PharmacyInput{PsnNo: c.PsnNo, UseAccount: c.UseAccount, Lines: lines}, day, msg.ID, now)
-			return a, a.SetlID, err
+		out, err = settleOnce(ctx, tx, msg, now, setlID, func() (*Settlement, error) {
+			return e.direct(ctx, tx, c.Institution, c.MedType, VisitManual,
+				PharmacyInput{PsnNo: c.PsnNo, UseAccount: c.UseAccount, Lines: lines}, day, msg.ID, setlID, now)
 		})
 		return err
 	})

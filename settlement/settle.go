@@ -86,30 +86,25 @@ func (e *Engine) Settle(ctx context.Context, msg Msg, in SettleInput) (SettleAns
 	now := e.now()
 	var out SettleAnswer
 	var rc *remoteClaim
+	setlID := NewID("S")
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
 		prefetch(tx, in.prefetch(now))
 		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (SettleAnswer, string, error) {
+		out, err = settleOnce(ctx, tx, msg, now, setlID, func() (*Settlement, error) {
 			s, v, yc, err := e.price(ctx, tx, msg.Institution, in, now)
-			if errors.As(err, &rc) {
-				return SettleAnswer{}, "", err
-			}
 			if err != nil {
-				return SettleAnswer{}, "", err
+				return nil, err // a remoteClaim among them
 			}
-			s.Msgid = msg.ID
+			s.SetlID, s.Msgid = setlID, msg.ID
 			if err := e.commit(ctx, tx, s, yc, TxnSettle); err != nil {
-				return SettleAnswer{}, "", err
+				return nil, err
 			}
 			v.Status = VisitSettled
-			if err := tx.PutVisit(ctx, v); err != nil {
-				return SettleAnswer{}, "", err
-			}
-			return answerOf(s), s.SetlID, nil
+			return s, tx.PutVisit(ctx, v)
 		})
 		return err
 	})
-	if rc != nil && errors.As(err, &rc) {
+	if errors.As(err, &rc) {
 		return e.settleRemote(ctx, msg, in, rc, now)
 	}
 	return out, err
@@ -142,6 +137,18 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 	if err != nil {
 		return nil, nil, yc, err
 	}
+	p, err := e.person(ctx, tx, v.PsnNo)
+	if err != nil {
+		return nil, nil, yc, err
+	}
+	return e.priceLines(ctx, tx, inst, in, medType, v, lines, p, now)
+}
+
+// priceLines prices a visit's lines for person p, as price does once it has
+// read them.
+func (e *Engine) priceLines(ctx context.Context, tx Tx, inst string, in SettleInput, medType string, v *Visit,
+	lines []FeeLine, p *Person, now time.Time) (*Settlement, *Visit, YearCounters, error) {
+	var yc YearCounters
 	if len(lines) == 0 {
 		return nil, nil, yc, &Error{Code: EINVALID, Rule: rules.CodeEmptyClaim, Message: fmt.Sprintf("visit %s has no fee lines", v.MdtrtID)}
 	}
@@ -158,10 +165,6 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 			return nil, nil, yc, Errorf(EINVALID, "medfee_sumamt %s differs from the uploaded lines' total %s", want, sum)
 		}
 	}
-	p, err := e.person(ctx, tx, v.PsnNo)
-	if err != nil {
-		return nil, nil, yc, err
-	}
 	day := DateOf(now)
 	if in.ServiceDate != 0 {
 		day = in.ServiceDate
@@ -171,7 +174,7 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 		// hub settles it there (see cross.go).
 		return nil, nil, yc, &remoteClaim{visit: v, lines: lines, person: p, medType: medType, day: day}
 	}
-	yc, err = tx.Counters(ctx, p.PsnNo, day.Year())
+	yc, err := tx.Counters(ctx, p.PsnNo, day.Year())
 	if err != nil {
 		return nil, nil, yc, err
 	}

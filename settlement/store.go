@@ -21,8 +21,9 @@ type Store interface {
 // return (nil, nil) when the object does not exist.
 type Tx interface {
 	Message(ctx context.Context, msgid string) (*Message, error)
-	// ClaimMessage records m's msgid as in flight within this transaction,
-	// unless the msgid is taken: then it returns the message that took it.
+	// ClaimMessage records m within this transaction (a Status left empty
+	// means in flight, until PutMessage), unless its msgid is taken: then it
+	// returns the message that took it.
 	ClaimMessage(ctx context.Context, m *Message) (*Message, error)
 	// PutMessage stores a message, or updates the status, ref and answer of one.
 	PutMessage(ctx context.Context, m *Message) error

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,8 +270,8 @@ func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settleme
 		}
 		return nil
 	}, `INSERT INTO messages (msgid, infno, fixmedins_code, digest, status, ref, answer, created_at)
-		VALUES ($1, $2, $3, $4, 'pending', '', '', $5) ON CONFLICT (msgid) DO NOTHING`,
-		m.Msgid, m.Infno, m.Institution, m.Digest, m.Created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (msgid) DO NOTHING`,
+		m.Msgid, m.Infno, m.Institution, m.Digest, cmp.Or(string(m.Status), "pending"), m.Ref, string(m.Answer), m.Created)
 	if err := t.flush(ctx); err != nil {
 		return nil, err
 	}
