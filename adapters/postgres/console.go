@@ -610,7 +610,7 @@ func (s *Store) ConsoleClearing(ctx context.Context, region string, period settl
 			accts[i] = settlement.AdvanceAccount(p)
 		}
 		rows, err := s.pool.Query(ctx, `SELECT account, COALESCE(sum(amount), 0)::DECIMAL(18,2)::TEXT
-			FROM ledger_entries WHERE account = ANY($1) GROUP BY account ORDER BY account`, accts)
+			FROM ledger_entries WHERE account = ANY($1) AND `+interProvinceAccounts+` GROUP BY account ORDER BY account`, accts)
 		if err != nil {
 			return nil, fmt.Errorf("advance balances: %w", err)
 		}
