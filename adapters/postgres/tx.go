@@ -99,16 +99,40 @@ func (t *tx) queueRead(read func(pgx.BatchResults) error, sql string, args ...an
 // readAhead queues a read whose result is kept under key for its getter.
 // A key already fetched (or being fetched) is not fetched again.
 func (t *tx) readAhead(key string, scan func(pgx.BatchResults) (any, error), sql string, args ...any) {
-	if _, ok := t.ahead[key]; ok {
-		return
+	t.readAheadAll([]string{key}, func(br pgx.BatchResults) (map[string]any, error) {
+		v, err := scan(br)
+		return map[string]any{key: v}, err
+	}, sql, args...)
+}
+
+// readAheadAll queues one read whose result holds several objects, kept
+// under their keys; a key scan leaves out is not known ahead, and its
+// getter asks the database.
+func (t *tx) readAheadAll(keys []string, scan func(pgx.BatchResults) (map[string]any, error), sql string, args ...any) {
+	for _, key := range keys {
+		if _, ok := t.ahead[key]; ok {
+			return
+		}
 	}
 	if t.ahead == nil {
 		t.ahead = map[string]fetched{}
 	}
-	t.ahead[key] = fetched{err: errNotFetched}
+	for _, key := range keys {
+		t.ahead[key] = fetched{err: errNotFetched}
+	}
 	t.queueRead(func(br pgx.BatchResults) error {
-		v, err := scan(br)
-		t.ahead[key] = fetched{val: v, err: err}
+		vals, err := scan(br)
+		for _, key := range keys {
+			v, ok := vals[key]
+			switch {
+			case err != nil:
+				t.ahead[key] = fetched{err: err}
+			case !ok:
+				delete(t.ahead, key)
+			default:
+				t.ahead[key] = fetched{val: v}
+			}
+		}
 		return err
 	}, sql, args...)
 }
@@ -296,6 +320,10 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 			return scanFeeLines(rows, k.Visit)
 		}, linesSQL, k.Visit)
 	}
+	if k.Person != "" && k.Year != 0 && k.Chain != "" {
+		t.prefetchPerson(k)
+		return
+	}
 	if k.Person != "" {
 		t.readAhead("person:"+k.Person, func(br pgx.BatchResults) (any, error) {
 			return scanPerson(br.QueryRow())
@@ -321,32 +349,94 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 	}
 }
 
+// prefetchPerson reads a person, their counters of a year and their ledger
+// chain's head in one statement (the settlement's three reads of them).
+func (t *tx) prefetchPerson(k settlement.Prefetch) {
+	person, counters, chain := "person:"+k.Person, countersKey(k.Person, k.Year), "chain:"+k.Chain
+	t.readAheadAll([]string{person, counters, chain}, func(br pgx.BatchResults) (map[string]any, error) {
+		var pr personRow
+		var m [9]*string
+		var admissions *int
+		var seq *int64
+		var hash *string
+		dest := append(pr.dest(), &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions, &seq, &hash)
+		err := br.QueryRow().Scan(dest...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return map[string]any{person: (*settlement.Person)(nil)}, nil // counters and chain asked when needed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading person %s: %w", k.Person, err)
+		}
+		p, err := pr.person()
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]any{person: p, counters: nil, chain: settlement.ChainHead{}}
+		if m[0] != nil { // the year's row exists
+			yc := settlement.YearCounters{PsnNo: k.Person, Year: k.Year}
+			var texts [9]string
+			for i := range m {
+				if m[i] != nil {
+					texts[i] = *m[i]
+				}
+			}
+			if err := countersFrom(&yc, texts, *admissions); err != nil {
+				return nil, err
+			}
+			out[counters] = yc
+		}
+		if seq != nil {
+			out[chain] = settlement.ChainHead{Seq: *seq, Hash: *hash}
+		}
+		return out, nil
+	}, `SELECT p.*, c.*, h.seq, h.hash
+		FROM (SELECT `+personCols+` FROM persons WHERE psn_no = $1) p
+		LEFT JOIN (SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2) c ON true
+		LEFT JOIN chain_heads h ON h.chain = $3`, k.Person, k.Year, k.Chain)
+}
+
 const personCols = `psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype, retired, assistance,
 	opening_balc::TEXT, reg_admdvs, COALESCE(reg_begn::TEXT, ''), COALESCE(reg_endn::TEXT, '')`
 
+// personRow receives the columns of personCols.
+type personRow struct {
+	p                settlement.Person
+	balc, begn, endn string
+}
+
+func (r *personRow) dest() []any {
+	p := &r.p
+	return []any{&p.PsnNo, &p.Name, &p.Gend, &p.Certno, &p.CardNo, &p.InsuredRegion, &p.Insutype, &p.Retired,
+		&p.Assistance, &r.balc, &p.RegRegion, &r.begn, &r.endn}
+}
+
+func (r *personRow) person() (*settlement.Person, error) {
+	p := r.p
+	var err error
+	if p.OpeningBalc, err = money(r.balc); err != nil {
+		return nil, err
+	}
+	if r.begn != "" {
+		if p.RegBegin, err = rules.ParseDate(r.begn); err != nil {
+			return nil, err
+		}
+		if p.RegEnd, err = rules.ParseDate(r.endn); err != nil {
+			return nil, err
+		}
+	}
+	return &p, nil
+}
+
 func scanPerson(row pgx.Row) (*settlement.Person, error) {
-	var p settlement.Person
-	var balc, begn, endn string
-	err := row.Scan(&p.PsnNo, &p.Name, &p.Gend, &p.Certno, &p.CardNo, &p.InsuredRegion, &p.Insutype, &p.Retired,
-		&p.Assistance, &balc, &p.RegRegion, &begn, &endn)
+	var r personRow
+	err := row.Scan(r.dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading person: %w", err)
 	}
-	if p.OpeningBalc, err = money(balc); err != nil {
-		return nil, err
-	}
-	if begn != "" {
-		if p.RegBegin, err = rules.ParseDate(begn); err != nil {
-			return nil, err
-		}
-		if p.RegEnd, err = rules.ParseDate(endn); err != nil {
-			return nil, err
-		}
-	}
-	return &p, nil
+	return r.person()
 }
 
 const personSQL = `SELECT ` + personCols + ` FROM persons WHERE psn_no = $1`
@@ -389,11 +479,18 @@ const counterCols = `dedc_used_outpatient::TEXT, dedc_used_chronic::TEXT, fund_p
 // scanCounters reads a row selecting the given leading columns, then counterCols.
 func scanCounters(row pgx.Row, yc *settlement.YearCounters, leading ...any) error {
 	var m [9]string
-	dst := append(leading, &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &yc.Counters.Admissions)
+	var admissions int
+	dst := append(leading, &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions)
 	if err := row.Scan(dst...); err != nil {
 		return err
 	}
+	return countersFrom(yc, m, admissions)
+}
+
+// countersFrom fills yc from the columns of counterCols.
+func countersFrom(yc *settlement.YearCounters, m [9]string, admissions int) error {
 	c := &yc.Counters
+	c.Admissions = admissions
 	return scanMoney([]*rules.Money{&c.DedcUsedOutpatient, &c.DedcUsedChronic, &c.FundPaidOutpatient,
 		&c.FundPaidInpatient, &c.BurdenYTD, &c.SuppPaidYTD, &c.MafPaidYTD, &c.AcctBalc, &yc.OpeningBalc}, m[:])
 }
