@@ -309,16 +309,7 @@ func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settleme
 // (see settlement.Prefetcher).
 func (t *tx) Prefetch(k settlement.Prefetch) {
 	if k.Visit != "" {
-		t.readAhead("visit:"+k.Visit, func(br pgx.BatchResults) (any, error) {
-			return scanVisit(br.QueryRow(), k.Visit)
-		}, visitSQL, k.Visit)
-		t.readAhead("lines:"+k.Visit, func(br pgx.BatchResults) (any, error) {
-			rows, err := br.Query()
-			if err != nil {
-				return nil, fmt.Errorf("reading lines of %s: %w", k.Visit, err)
-			}
-			return scanFeeLines(rows, k.Visit)
-		}, linesSQL, k.Visit)
+		t.prefetchVisit(k.Visit)
 	}
 	if k.Person != "" && k.Year != 0 && k.Chain != "" {
 		t.prefetchPerson(k)
@@ -347,6 +338,46 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 			return scanChainHead(br.QueryRow(), k.Chain)
 		}, chainHeadSQL, k.Chain)
 	}
+}
+
+// prefetchVisit reads a visit and its lines in one statement, a row per
+// line. A visit without lines (or none) returns no row, and is then read
+// when asked for.
+func (t *tx) prefetchVisit(id string) {
+	visit, lines := "visit:"+id, "lines:"+id
+	t.readAheadAll([]string{visit, lines}, func(br pgx.BatchResults) (map[string]any, error) {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("reading visit %s: %w", id, err)
+		}
+		defer rows.Close()
+		var v *settlement.Visit
+		var out []settlement.FeeLine
+		for rows.Next() {
+			var vr visitRow
+			var lr lineRow
+			if err := rows.Scan(append(vr.dest(), lr.dest()...)...); err != nil {
+				return nil, fmt.Errorf("reading visit %s: %w", id, err)
+			}
+			if v == nil {
+				v = vr.visit()
+			}
+			l, err := lr.line(id)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, l)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("reading visit %s: %w", id, err)
+		}
+		if v == nil {
+			return nil, nil
+		}
+		return map[string]any{visit: v, lines: out}, nil
+	}, `SELECT v.*, l.* FROM (`+visitSQL+`) v
+		JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true
+		ORDER BY l.fee_ocur_time, l.feedetl_sn`, id)
 }
 
 // prefetchPerson reads a person, their counters of a year and their ledger
@@ -591,23 +622,38 @@ func (t *tx) Visit(ctx context.Context, mdtrtID string) (*settlement.Visit, erro
 	return v, err
 }
 
+// visitRow receives the columns of visitSQL.
+type visitRow struct {
+	v            settlement.Visit
+	kind, status string
+	end          *time.Time
+}
+
+func (r *visitRow) dest() []any {
+	v := &r.v
+	return []any{&v.MdtrtID, &v.PsnNo, &v.Institution, &r.kind, &v.MedType, &v.Insutype, &v.Begin, &r.end,
+		&v.IptOtpNo, &r.status, &v.DiseCodg, &v.DiseName}
+}
+
+func (r *visitRow) visit() *settlement.Visit {
+	v := r.v
+	v.Kind, v.Status = settlement.VisitKind(r.kind), settlement.VisitStatus(r.status)
+	if r.end != nil {
+		v.End = *r.end
+	}
+	return &v
+}
+
 func scanVisit(row pgx.Row, mdtrtID string) (*settlement.Visit, error) {
-	var v settlement.Visit
-	var kind, status string
-	var end *time.Time
-	err := row.Scan(&v.MdtrtID, &v.PsnNo, &v.Institution, &kind, &v.MedType, &v.Insutype, &v.Begin, &end,
-		&v.IptOtpNo, &status, &v.DiseCodg, &v.DiseName)
+	var r visitRow
+	err := row.Scan(r.dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading visit %s: %w", mdtrtID, err)
 	}
-	v.Kind, v.Status = settlement.VisitKind(kind), settlement.VisitStatus(status)
-	if end != nil {
-		v.End = *end
-	}
-	return &v, nil
+	return r.visit(), nil
 }
 
 func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
@@ -659,31 +705,51 @@ func scanFeeLines(rows pgx.Rows, mdtrtID string) ([]settlement.FeeLine, error) {
 	defer rows.Close()
 	var out []settlement.FeeLine
 	for rows.Next() {
-		l := settlement.FeeLine{MdtrtID: mdtrtID}
-		var amt, fulamt, over, pre, inscp, lv, cp, prop string
-		if err := rows.Scan(&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &amt, &l.FeeTime, &l.Withdrawn,
-			&fulamt, &over, &pre, &inscp, &lv, &l.Priced.ListType, &cp, &prop); err != nil {
+		var r lineRow
+		if err := rows.Scan(r.dest()...); err != nil {
 			return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
 		}
-		p := &l.Priced
-		if err := scanMoney([]*rules.Money{&l.Amount, &p.Fulamt, &p.Over, &p.Pre, &p.Inscp},
-			[]string{amt, fulamt, over, pre, inscp}); err != nil {
+		l, err := r.line(mdtrtID)
+		if err != nil {
 			return nil, err
-		}
-		p.SN, p.Amount, p.Level = l.SN, l.Amount, rules.Level(lv)
-		var err error
-		if cp != "" {
-			p.HasCap = true
-			if p.PriceCap, err = money(cp); err != nil {
-				return nil, err
-			}
-		}
-		if p.SelfpayProp, err = rules.ParseRatio(prop); err != nil {
-			return nil, fmt.Errorf("stored selfpay_prop %q: %w", prop, err)
 		}
 		out = append(out, l)
 	}
 	return out, rows.Err()
+}
+
+// lineRow receives the columns of feeLineCols.
+type lineRow struct {
+	l                                         settlement.FeeLine
+	amt, fulamt, over, pre, inscp, lv, cp, pr string
+}
+
+func (r *lineRow) dest() []any {
+	l := &r.l
+	return []any{&l.SN, &l.ChrgBchno, &l.Code, &l.HospCode, &l.Cnt, &l.Pric, &r.amt, &l.FeeTime, &l.Withdrawn,
+		&r.fulamt, &r.over, &r.pre, &r.inscp, &r.lv, &l.Priced.ListType, &r.cp, &r.pr}
+}
+
+func (r *lineRow) line(mdtrtID string) (settlement.FeeLine, error) {
+	l := r.l
+	l.MdtrtID = mdtrtID
+	p := &l.Priced
+	if err := scanMoney([]*rules.Money{&l.Amount, &p.Fulamt, &p.Over, &p.Pre, &p.Inscp},
+		[]string{r.amt, r.fulamt, r.over, r.pre, r.inscp}); err != nil {
+		return l, err
+	}
+	p.SN, p.Amount, p.Level = l.SN, l.Amount, rules.Level(r.lv)
+	var err error
+	if r.cp != "" {
+		p.HasCap = true
+		if p.PriceCap, err = money(r.cp); err != nil {
+			return l, err
+		}
+	}
+	if p.SelfpayProp, err = rules.ParseRatio(r.pr); err != nil {
+		return l, fmt.Errorf("stored selfpay_prop %q: %w", r.pr, err)
+	}
+	return l, nil
 }
 
 func (t *tx) PutLines(ctx context.Context, lines []settlement.FeeLine) error {
