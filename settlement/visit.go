@@ -33,6 +33,7 @@ func (e *Engine) RegisterVisit(ctx context.Context, msg Msg, in VisitInput) (Vis
 	now := e.now()
 	var out VisitAnswer
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		prefetch(tx, Prefetch{Person: in.PsnNo})
 		var err error
 		out, err = idempotent(ctx, tx, msg, now, func() (VisitAnswer, string, error) {
 			p, err := e.person(ctx, tx, in.PsnNo)
@@ -239,6 +240,7 @@ func (e *Engine) UploadLines(ctx context.Context, msg Msg, mdtrtID, psnNo string
 	now := e.now()
 	var out UploadAnswer
 	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
+		prefetch(tx, Prefetch{Visit: mdtrtID})
 		var err error
 		out, err = idempotent(ctx, tx, msg, now, func() (UploadAnswer, string, error) {
 			v, err := visitOf(ctx, tx, msg.Institution, mdtrtID, psnNo)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -341,8 +342,8 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 }
 
 // prefetchVisit reads a visit and its lines in one statement, a row per
-// line. A visit without lines (or none) returns no row, and is then read
-// when asked for.
+// line (one row of NULL line columns for a visit without lines, none for no
+// visit).
 func (t *tx) prefetchVisit(id string) {
 	visit, lines := "visit:"+id, "lines:"+id
 	t.readAheadAll([]string{visit, lines}, func(br pgx.BatchResults) (map[string]any, error) {
@@ -352,15 +353,19 @@ func (t *tx) prefetchVisit(id string) {
 		}
 		defer rows.Close()
 		var v *settlement.Visit
-		var out []settlement.FeeLine
+		out := []settlement.FeeLine{}
 		for rows.Next() {
 			var vr visitRow
 			var lr lineRow
-			if err := rows.Scan(append(vr.dest(), lr.dest()...)...); err != nil {
+			lineDest, present := nullable(lr.dest())
+			if err := rows.Scan(append(vr.dest(), lineDest...)...); err != nil {
 				return nil, fmt.Errorf("reading visit %s: %w", id, err)
 			}
 			if v == nil {
 				v = vr.visit()
+			}
+			if !present() {
+				continue
 			}
 			l, err := lr.line(id)
 			if err != nil {
@@ -372,12 +377,33 @@ func (t *tx) prefetchVisit(id string) {
 			return nil, fmt.Errorf("reading visit %s: %w", id, err)
 		}
 		if v == nil {
-			return nil, nil
+			return map[string]any{visit: v, lines: []settlement.FeeLine(nil)}, nil
 		}
 		return map[string]any{visit: v, lines: out}, nil
 	}, `SELECT v.*, l.* FROM (`+visitSQL+`) v
-		JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true
+		LEFT JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true
 		ORDER BY l.fee_ocur_time, l.feedetl_sn`, id)
+}
+
+// nullable wraps scan destinations (pointers) for columns that may all be
+// NULL, as the outer side of a LEFT JOIN that matched nothing: each scans
+// into a pointer of its own, and present copies them into dest and says
+// whether they were there.
+func nullable(dest []any) (wrapped []any, present func() bool) {
+	wrapped = make([]any, len(dest))
+	for i, d := range dest {
+		wrapped[i] = reflect.New(reflect.TypeOf(d)).Interface() // a **T for a *T
+	}
+	return wrapped, func() bool {
+		for i, d := range dest {
+			p := reflect.ValueOf(wrapped[i]).Elem()
+			if p.IsNil() {
+				return false
+			}
+			reflect.ValueOf(d).Elem().Set(p.Elem())
+		}
+		return true
+	}
 }
 
 // prefetchPerson reads a person, their counters of a year and their ledger
