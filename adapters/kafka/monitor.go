@@ -209,13 +209,22 @@ func (c *MonitorConsumer) observe(ctx context.Context, r *kgo.Record) error {
 
 func (c *MonitorConsumer) observeOnce(ctx context.Context, ev settlement.SettlementEvent) error {
 	m, psn := c.Monitor, ev.PsnNo
-	history, err := c.Store.History(ctx, psn, m.Observed(psn))
-	if err != nil {
-		m.Forget(psn)
-		return err
-	}
-	for _, h := range history {
-		m.Observe(h) // raised before, and stored then
+	// A person the cache knows is taken to be up to date without reading
+	// the store: Record stores the event only as the person's next one
+	// (seq = observed + 1) and answers ErrStale when another member stored
+	// events meanwhile; the state is then dropped and rebuilt from History
+	// (below, on the next try), before anything is stored. A person the
+	// cache does not know (first sight, a restart, a partition moved here,
+	// a state dropped) is read from the store first.
+	if m.Observed(psn) == 0 {
+		history, err := c.Store.History(ctx, psn, 0)
+		if err != nil {
+			m.Forget(psn)
+			return err
+		}
+		for _, h := range history {
+			m.Observe(h) // raised before, and stored then
+		}
 	}
 	if m.Has(ev) {
 		c.duplicates.Add(1)
