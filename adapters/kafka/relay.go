@@ -52,7 +52,16 @@ type RelayConfig struct {
 	Batch    int           // events read and produced per partition at a time (1000)
 	Parallel int           // partitions published at once (4)
 	Poll     time.Duration // wait when there is nothing to publish (200 ms)
-	Log      *slog.Logger
+	// Linger is the least time between the starts of two rounds (a read of
+	// every partition held) unless a round found a full Batch waiting
+	// (Poll when zero; negative: none). Under a steady trickle of events a
+	// relay that went round again at once would read and mark each
+	// partition for an event or two at a time, two database transactions
+	// per partition per round; lingering lets the events of that time
+	// gather into one batch per partition, at the cost of publishing them
+	// up to Linger later (as an idle relay does already, by Poll).
+	Linger time.Duration
+	Log    *slog.Logger
 }
 
 func (c *RelayConfig) defaults() {
@@ -76,6 +85,12 @@ func (c *RelayConfig) defaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 200 * time.Millisecond
+	}
+	switch {
+	case c.Linger == 0:
+		c.Linger = c.Poll
+	case c.Linger < 0:
+		c.Linger = 0
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -185,32 +200,44 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		snapshot := slices.Clone(held)
 		r.held.Store(&snapshot)
-		n, lost := r.round(ctx, held, until, log)
+		began := time.Now()
+		n, full, lost := r.round(ctx, held, until, log)
 		if len(lost) > 0 {
 			held = slices.DeleteFunc(slices.Clone(held), func(p int) bool { return slices.Contains(lost, p) })
 		}
-		if n == 0 {
-			wait := min(r.cfg.Poll, max(time.Until(renew), time.Millisecond))
+		var wait time.Duration
+		switch {
+		case n == 0:
+			wait = r.cfg.Poll
+		case !full:
+			wait = time.Until(began.Add(r.cfg.Linger)) // a backlog (a full batch) goes round again at once
+		}
+		if wait > 0 {
+			wait = min(wait, max(time.Until(renew), time.Millisecond))
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
-			case <-time.After(wait):
+			case <-t.C:
 			}
+			t.Stop()
 		}
 	}
 	return nil
 }
 
 // round publishes one batch of each partition in parts, Parallel at a time.
-// It returns how many events it marked and the partitions whose lease was lost.
-func (r *Relay) round(ctx context.Context, parts []int, until time.Time, log *slog.Logger) (int, []int) {
+// It returns how many events it marked, whether a partition had a full
+// batch waiting (so more may wait), and the partitions whose lease was lost.
+func (r *Relay) round(ctx context.Context, parts []int, until time.Time, log *slog.Logger) (int, bool, []int) {
 	if len(parts) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	bctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
 	var (
 		mu    sync.Mutex
 		total int
+		full  bool
 		lost  []int
 		wg    sync.WaitGroup
 		sem   = make(chan struct{}, r.cfg.Parallel)
@@ -223,10 +250,11 @@ func (r *Relay) round(ctx context.Context, parts []int, until time.Time, log *sl
 				return
 			}
 			defer func() { <-sem }()
-			n, err := r.publish(bctx, p)
+			n, read, err := r.publish(bctx, p)
 			mu.Lock()
 			defer mu.Unlock()
 			total += n
+			full = full || read == r.cfg.Batch
 			switch {
 			case errors.Is(err, postgres.ErrLeaseLost):
 				r.leaseLost.Add(1)
@@ -239,17 +267,18 @@ func (r *Relay) round(ctx context.Context, parts []int, until time.Time, log *sl
 		})
 	}
 	wg.Wait()
-	return total, lost
+	return total, full, lost
 }
 
 // publish produces one batch of a partition and marks what the broker
-// acknowledged. ctx bounds the reading and producing by the lease; the mark
-// is not cut short by it (the transaction checks the lease), so that what
-// was acknowledged is marked even when the relay is stopping.
-func (r *Relay) publish(ctx context.Context, part int) (int, error) {
+// acknowledged; it returns how many it marked and how many it read. ctx
+// bounds the reading and producing by the lease; the mark is not cut short
+// by it (the transaction checks the lease), so that what was acknowledged is
+// marked even when the relay is stopping.
+func (r *Relay) publish(ctx context.Context, part int) (marked, read int, err error) {
 	evs, err := r.ob.PendingOutbox(ctx, part, r.cfg.Batch)
 	if err != nil || len(evs) == 0 {
-		return 0, err
+		return 0, 0, err
 	}
 	recs := make([]*kgo.Record, len(evs))
 	for i := range evs {
@@ -291,13 +320,13 @@ func (r *Relay) publish(ctx context.Context, part int) (int, error) {
 		n, err := r.ob.MarkOutboxPublished(mctx, r.cfg.Owner, part, ids)
 		r.marked.Add(int64(n))
 		if err != nil {
-			return n, err
+			return n, len(evs), err
 		}
 	}
 	if firstErr != nil {
-		return len(ids), fmt.Errorf("%d of %d events not acknowledged: %w", len(evs)-len(ids), len(evs), firstErr)
+		return len(ids), len(evs), fmt.Errorf("%d of %d events not acknowledged: %w", len(evs)-len(ids), len(evs), firstErr)
 	}
-	return len(ids), nil
+	return len(ids), len(evs), nil
 }
 
 func cmpErr(have, err error) error {
