@@ -83,6 +83,8 @@ type record struct {
 	end     *time.Time           // stays only; nil: open
 	stay    bool                 // inpatient with a begntime
 	drugs   map[string]decimal.Decimal
+	day     string // setl_time's CST day, 2006-01-02
+	month   string // setl_time's CST month, 2006-01
 }
 
 // visit reports whether r is an outpatient or pharmacy settlement.
@@ -207,6 +209,8 @@ func newRecord(seq int, ev settlement.SettlementEvent) *record {
 	r := &record{seq: seq, insured: ev.InsuredRegion, kind: kindOf(ev), s: Settlement{SetlID: ev.SetlID, MdtrtID: ev.MdtrtID,
 		Institution: ev.Institution, Region: ev.TreatRegion, MedType: ev.MedType, VisitKind: ev.VisitKind,
 		SetlTime: ev.SetlTime.UTC(), MedfeeSumamt: ev.Setlinfo.MedfeeSumamt}}
+	r.day = r.s.SetlTime.In(cst).Format("2006-01-02")
+	r.month = r.day[:7]
 	r.merge(ev)
 	return r
 }
@@ -281,7 +285,15 @@ func (p *person) settled(ev settlement.SettlementEvent, cfg Config) []Alert {
 			out = append(out, *a)
 		}
 	}
-	others := p.sorted(r)
+	// The pair rules pair a stay with a stay or a visit, and a visit with
+	// a stay: a visit needs only the stays.
+	var others []*record
+	switch {
+	case r.stay:
+		others = p.sorted(r, false)
+	case r.visit():
+		others = p.sorted(r, true)
+	}
 	for _, o := range others {
 		if o.s.MdtrtID != "" && o.s.MdtrtID == r.s.MdtrtID {
 			continue // one visit: not two stays
@@ -315,11 +327,12 @@ func (p *person) settled(ev settlement.SettlementEvent, cfg Config) []Alert {
 	return out
 }
 
-// sorted returns the standing settlements other than r, in arrival order.
-func (p *person) sorted(r *record) []*record {
-	out := make([]*record, 0, len(p.recs))
+// sorted returns the standing settlements other than r (only the stays
+// with staysOnly), in arrival order.
+func (p *person) sorted(r *record, staysOnly bool) []*record {
+	var out []*record
 	for _, o := range p.recs {
-		if o != r {
+		if o != r && (o.stay || !staysOnly) {
 			out = append(out, o)
 		}
 	}
@@ -362,14 +375,14 @@ func (p *person) during(s, v *record) *Alert {
 
 // swipes: more than N standing settlements on r's day.
 func (p *person) swipes(r *record, cfg Config) *Alert {
-	day := r.s.SetlTime.In(cst).Format("2006-01-02")
+	day := r.day
 	key := string(RuleSwipesPerDay) + "|" + day
 	if p.raised[key] {
 		return nil
 	}
 	var same []*record
 	for _, o := range p.recs {
-		if o.s.SetlTime.In(cst).Format("2006-01-02") == day {
+		if o.day == day {
 			same = append(same, o)
 		}
 	}
@@ -382,7 +395,7 @@ func (p *person) swipes(r *record, cfg Config) *Alert {
 
 // drug: code in more than MaxDrugPerMonth standing settlements of r's month.
 func (p *person) drug(r *record, code string, cfg Config) *Alert {
-	month := r.s.SetlTime.In(cst).Format("2006-01")
+	month := r.month
 	key := string(RuleRepeatedDrug) + "|" + code + "|" + month
 	if p.raised[key] {
 		return nil
@@ -390,7 +403,7 @@ func (p *person) drug(r *record, code string, cfg Config) *Alert {
 	var with []*record
 	total := decimal.Zero
 	for _, o := range p.recs {
-		if cnt, ok := o.drugs[code]; ok && o.s.SetlTime.In(cst).Format("2006-01") == month {
+		if cnt, ok := o.drugs[code]; ok && o.month == month {
 			with = append(with, o)
 			total = total.Add(cnt)
 		}
