@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Path is the one endpoint of the national interface.
@@ -100,7 +101,7 @@ func decodeEnvelope(body []byte) (*Envelope, error) {
 	if len(in) == 0 || in[0] != '{' {
 		return nil, refuse("input must be a JSON object")
 	}
-	if n := len([]rune(string(in))); n > MaxInputChars {
+	if n := utf8.RuneCount(in); n > MaxInputChars {
 		return nil, refuse("input has %d characters, more than the limit of %d", n, MaxInputChars)
 	}
 	return &env, nil
