@@ -58,6 +58,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	lessGC()
 	log := textLog(stderr)
 	stopPprof, err := startPprof(*pprofAddr, log)
 	if err != nil {

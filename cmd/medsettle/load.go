@@ -40,6 +40,7 @@ func runLoad(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
+	lessGC()
 	if *count > 0 && *duration > 0 {
 		fmt.Fprintln(stderr, "medsettle load: give --duration or --count, not both")
 		return 2

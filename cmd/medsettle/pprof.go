@@ -7,8 +7,21 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
 	"time"
 )
+
+// lessGC runs the garbage collector less often than Go's default (GOGC=100)
+// unless GOGC is set: dev and load allocate fast with a small live heap, so
+// at the default the collector takes about a tenth of their CPU, on a
+// machine they share with PostgreSQL and each other. At 400 it takes a
+// quarter of that, for a few hundred megabytes more.
+func lessGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+}
 
 // startPprof serves net/http/pprof on its own listener (never on the counter
 // interface's), so a running server can be profiled:
