@@ -173,11 +173,13 @@ type PersonInfo struct {
 // counters of the current year. Any caller may ask; ENOTFOUND when unknown.
 func (e *Engine) FindPerson(ctx context.Context, certType, certNo string) (*PersonInfo, error) {
 	var out *PersonInfo
+	year := DateOf(e.now()).Year()
 	err := e.Store.View(ctx, func(ctx context.Context, tx Tx) error {
 		var p *Person
 		var err error
 		switch certType {
 		case "02", "03":
+			prefetch(tx, Prefetch{CertType: certType, CertNo: certNo, Year: year})
 			p, err = tx.PersonByCert(ctx, certType, certNo)
 		case "01":
 			p, err = tx.Person(ctx, certNo)
@@ -190,7 +192,6 @@ func (e *Engine) FindPerson(ctx context.Context, certType, certNo string) (*Pers
 		if p == nil {
 			return Errorf(ENOTFOUND, "mdtrt_cert_no %q: no insured person", certNo)
 		}
-		year := DateOf(e.now()).Year()
 		yc, err := tx.Counters(ctx, p.PsnNo, year)
 		if err != nil {
 			return err

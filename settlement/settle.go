@@ -64,6 +64,7 @@ func (e *Engine) PreSettle(ctx context.Context, inst string, in SettleInput) (Se
 	now := e.now()
 	var out SettleAnswer
 	err := e.Store.View(ctx, func(ctx context.Context, tx Tx) error {
+		prefetch(tx, in.prefetch(now))
 		s, _, _, err := e.price(ctx, tx, inst, in, now)
 		if err != nil {
 			return err

@@ -68,13 +68,14 @@ type Prefetcher interface {
 }
 
 // Prefetch names the objects a settlement reads: a visit with its lines, a
-// person with one year's counters, and a ledger chain's head. Empty fields
-// name nothing.
+// person with one year's counters, and a ledger chain's head; or the person
+// of a certificate with their counters (1101). Empty fields name nothing.
 type Prefetch struct {
-	Visit  string
-	Person string
-	Year   int
-	Chain  string
+	Visit            string
+	Person           string
+	Year             int
+	Chain            string
+	CertType, CertNo string // as PersonByCert takes them
 }
 
 // prefetch tells tx what is about to be read, when tx can use the hint.

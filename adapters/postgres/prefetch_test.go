@@ -83,13 +83,24 @@ func TestPrefetchedReadsSeeTheTransactionsOwnWrites(t *testing.T) {
 		require.NoError(t, err)
 		require.Nil(t, np)
 
+		// The person of a certificate, with the year's counters.
+		p.Prefetch(settlement.Prefetch{CertType: "02", CertNo: want.person.Certno, Year: year})
+		byCert, err := tx.PersonByCert(ctx, "02", want.person.Certno)
+		require.NoError(t, err)
+		require.Equal(t, want.person, byCert)
+		yc2, err := tx.Counters(ctx, hohhotEmployee, year)
+		require.NoError(t, err)
+		require.Equal(t, want.counters, yc2)
+
 		// Read ahead again, then written: the getters see the writes.
 		p.Prefetch(settlement.Prefetch{Visit: fresh, Person: hohhotEmployee, Year: year, Chain: chain})
 		fv.MedType = "14"
 		require.NoError(t, tx.PutVisit(ctx, fv))
-		got, err := tx.Visit(ctx, fresh)
-		require.NoError(t, err)
-		require.Equal(t, "14", got.MedType)
+		for range 2 { // the read ahead, sent after the write was queued, ran before it
+			got, err := tx.Visit(ctx, fresh)
+			require.NoError(t, err)
+			require.Equal(t, "14", got.MedType)
+		}
 		require.NoError(t, tx.PutLines(ctx, []settlement.FeeLine{{MdtrtID: fresh, SN: "9", ChrgBchno: "B9",
 			Code: "001101000010000", HospCode: "H", Cnt: "1", Pric: "5", Amount: 500, FeeTime: e.clock.Now(),
 			Priced: rules.LineResult{SN: "9", Amount: 500, Level: "A", ListType: "201", Inscp: 500}}}))

@@ -35,6 +35,7 @@ type tx struct {
 	pending pgx.Batch
 	results []func(pgx.BatchResults) error
 	ahead   map[string]fetched
+	written map[string]bool // keys forgotten: never read ahead again
 	// stored holds the keys of rows this transaction found or inserted: their
 	// Put* is a plain UPDATE, cheaper than an upsert (a HOT update when no
 	// indexed column changes).
@@ -124,17 +125,21 @@ func (t *tx) readAheadAll(keys []string, scan func(pgx.BatchResults) (map[string
 	t.queueRead(func(br pgx.BatchResults) error {
 		vals, err := scan(br)
 		for _, key := range keys {
-			v, ok := vals[key]
-			switch {
-			case err != nil:
-				t.ahead[key] = fetched{err: err}
-			case !ok:
+			if _, ok := vals[key]; !ok || err != nil {
 				delete(t.ahead, key)
-			default:
+			}
+		}
+		if err != nil {
+			return err
+		}
+		for key, v := range vals {
+			// A key written since the read was queued keeps its write: the
+			// read ran before it in the batch.
+			if !t.written[key] {
 				t.ahead[key] = fetched{val: v}
 			}
 		}
-		return err
+		return nil
 	}, sql, args...)
 }
 
@@ -160,8 +165,15 @@ func (t *tx) take(ctx context.Context, key string) (any, bool, error) {
 	return f.val, true, f.err
 }
 
-// forget drops what was read ahead under key: the transaction is changing it.
-func (t *tx) forget(key string) { delete(t.ahead, key) }
+// forget drops what was read ahead under key, for good: the transaction is
+// changing it, and a read queued before the change must not bring it back.
+func (t *tx) forget(key string) {
+	delete(t.ahead, key)
+	if t.written == nil {
+		t.written = map[string]bool{}
+	}
+	t.written[key] = true
+}
 
 // wrapErr is a check that only adds context to a failure.
 func wrapErr(format string, args ...any) func(pgconn.CommandTag, error) error {
@@ -312,6 +324,9 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 	if k.Visit != "" {
 		t.prefetchVisit(k.Visit)
 	}
+	if k.CertNo != "" && k.Year != 0 {
+		t.prefetchCert(k)
+	}
 	if k.Person != "" && k.Year != 0 && k.Chain != "" {
 		t.prefetchPerson(k)
 		return
@@ -411,37 +426,13 @@ func nullable(dest []any) (wrapped []any, present func() bool) {
 func (t *tx) prefetchPerson(k settlement.Prefetch) {
 	person, counters, chain := "person:"+k.Person, countersKey(k.Person, k.Year), "chain:"+k.Chain
 	t.readAheadAll([]string{person, counters, chain}, func(br pgx.BatchResults) (map[string]any, error) {
-		var pr personRow
-		var m [9]*string
-		var admissions *int
 		var seq *int64
 		var hash *string
-		dest := append(pr.dest(), &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions, &seq, &hash)
-		err := br.QueryRow().Scan(dest...)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return map[string]any{person: (*settlement.Person)(nil)}, nil // counters and chain asked when needed
+		p, yc, err := scanPersonAhead(br.QueryRow(), k.Year, &seq, &hash)
+		if err != nil || p == nil {
+			return map[string]any{person: p}, err // counters and chain asked when needed
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading person %s: %w", k.Person, err)
-		}
-		p, err := pr.person()
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]any{person: p, counters: nil, chain: settlement.ChainHead{}}
-		if m[0] != nil { // the year's row exists
-			yc := settlement.YearCounters{PsnNo: k.Person, Year: k.Year}
-			var texts [9]string
-			for i := range m {
-				if m[i] != nil {
-					texts[i] = *m[i]
-				}
-			}
-			if err := countersFrom(&yc, texts, *admissions); err != nil {
-				return nil, err
-			}
-			out[counters] = yc
-		}
+		out := map[string]any{person: p, counters: yc, chain: settlement.ChainHead{}}
 		if seq != nil {
 			out[chain] = settlement.ChainHead{Seq: *seq, Hash: *hash}
 		}
@@ -450,6 +441,54 @@ func (t *tx) prefetchPerson(k settlement.Prefetch) {
 		FROM (SELECT `+personCols+` FROM persons WHERE psn_no = $1) p
 		LEFT JOIN (SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2) c ON true
 		LEFT JOIN chain_heads h ON h.chain = $3`, k.Person, k.Year, k.Chain)
+}
+
+// prefetchCert reads the person of a certificate (1101) with their
+// counters of a year, in one statement.
+func (t *tx) prefetchCert(k settlement.Prefetch) {
+	key := certKey(k.CertType, k.CertNo)
+	t.readAheadAll([]string{key}, func(br pgx.BatchResults) (map[string]any, error) {
+		p, yc, err := scanPersonAhead(br.QueryRow(), k.Year)
+		if err != nil || p == nil {
+			return map[string]any{key: p}, err
+		}
+		return map[string]any{key: p, countersKey(p.PsnNo, k.Year): yc}, nil
+	}, `SELECT p.*, c.*
+		FROM (SELECT `+personCols+` FROM persons WHERE `+certColumn(k.CertType)+` = $1) p
+		LEFT JOIN LATERAL (SELECT `+counterCols+` FROM person_counters WHERE psn_no = p.psn_no AND year = $2) c ON true`,
+		k.CertNo, k.Year)
+}
+
+// scanPersonAhead reads a row of personCols, then counterCols (all NULL
+// when the year has no row), then extra. The person is nil when there is no
+// row; the counters are nil, or a settlement.YearCounters of year.
+func scanPersonAhead(row pgx.Row, year int, extra ...any) (*settlement.Person, any, error) {
+	var pr personRow
+	var m [9]*string
+	var admissions *int
+	dest := append(pr.dest(), &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions)
+	err := row.Scan(append(dest, extra...)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading person: %w", err)
+	}
+	p, err := pr.person()
+	if err != nil || m[0] == nil {
+		return p, nil, err
+	}
+	yc := settlement.YearCounters{PsnNo: p.PsnNo, Year: year}
+	var texts [9]string
+	for i := range m {
+		if m[i] != nil {
+			texts[i] = *m[i]
+		}
+	}
+	if err := countersFrom(&yc, texts, *admissions); err != nil {
+		return nil, nil, err
+	}
+	return p, yc, nil
 }
 
 const personCols = `psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype, retired, assistance,
@@ -507,12 +546,22 @@ func (t *tx) Person(ctx context.Context, psnNo string) (*settlement.Person, erro
 }
 
 func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settlement.Person, error) {
-	col := "certno"
-	if certType == "03" {
-		col = "card_no"
+	if v, ok, err := t.take(ctx, certKey(certType, certNo)); ok {
+		p, _ := v.(*settlement.Person)
+		return p, err
 	}
-	return scanPerson(t.queryRow(ctx, `SELECT `+personCols+` FROM persons WHERE `+col+` = $1`, certNo))
+	return scanPerson(t.queryRow(ctx, `SELECT `+personCols+` FROM persons WHERE `+certColumn(certType)+` = $1`, certNo))
 }
+
+// certColumn is the registry column of a certificate type: 03 is the card, 02 the ID number.
+func certColumn(certType string) string {
+	if certType == "03" {
+		return "card_no"
+	}
+	return "certno"
+}
+
+func certKey(certType, certNo string) string { return "cert:" + certColumn(certType) + ":" + certNo }
 
 // PutPerson upserts a registry row (seeding and registry maintenance).
 func (t *tx) PutPerson(ctx context.Context, p *settlement.Person) error {
