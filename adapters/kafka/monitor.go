@@ -62,6 +62,13 @@ type MonitorConsumer struct {
 	MaxPersons int
 	// BatchSize is the most records handled between two commits (500 when zero).
 	BatchSize int
+	// Linger is the least time between two polls after a poll that
+	// returned fewer than BatchSize records (100 ms when zero; negative:
+	// none): under a trickle of events the records of that time are then
+	// handled together, with one publishing of alerts and one commit,
+	// instead of a batch of one or two records each. Alerts are raised up
+	// to Linger later.
+	Linger time.Duration
 	// RetryFor is how long a failing step (the Store, producing) is retried
 	// before Run gives up and returns its error (30 s when zero). The
 	// records not committed are delivered again to whoever runs next.
@@ -109,6 +116,12 @@ func (c *MonitorConsumer) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 500
 	}
+	switch {
+	case c.Linger == 0:
+		c.Linger = 100 * time.Millisecond
+	case c.Linger < 0:
+		c.Linger = 0
+	}
 	if c.RetryFor <= 0 {
 		c.RetryFor = 30 * time.Second
 	}
@@ -143,6 +156,7 @@ func (c *MonitorConsumer) Run(ctx context.Context) error {
 		return c.exit(ctx, err)
 	}
 	for {
+		began := time.Now()
 		fetches := cl.PollRecords(ctx, c.BatchSize)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			cl.AllowRebalance()
@@ -151,10 +165,21 @@ func (c *MonitorConsumer) Run(ctx context.Context) error {
 		fetches.EachError(func(topic string, partition int32, err error) {
 			c.Log.Warn("monitor: fetch error", "topic", topic, "partition", partition, "err", err)
 		})
-		err := c.handle(ctx, cl, fetches.Records())
+		recs := fetches.Records()
+		err := c.handle(ctx, cl, recs)
 		cl.AllowRebalance()
 		if err != nil {
 			return c.exit(ctx, err)
+		}
+		if n := len(recs); n > 0 && n < c.BatchSize {
+			if wait := time.Until(began.Add(c.Linger)); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
 		}
 	}
 }
@@ -172,13 +197,20 @@ func (c *MonitorConsumer) handle(ctx context.Context, cl *kgo.Client, recs []*kg
 	if len(recs) == 0 {
 		return nil
 	}
+	raised, dups := c.raised.Load(), c.duplicates.Load()
 	for _, r := range recs {
 		if err := c.retry(ctx, "observing an event", func() error { return c.observe(ctx, r) }); err != nil {
 			return err
 		}
 	}
-	if err := c.retry(ctx, "publishing alerts", func() error { return c.publish(ctx, cl) }); err != nil {
-		return err
+	// An alert is published before the offset of the record that raised it
+	// is committed, so only a batch that raised one, or that holds records
+	// delivered again (their consumer may have died between storing and
+	// publishing), can have any to publish; the others skip the query.
+	if c.raised.Load() != raised || c.duplicates.Load() != dups {
+		if err := c.retry(ctx, "publishing alerts", func() error { return c.publish(ctx, cl) }); err != nil {
+			return err
+		}
 	}
 	if err := cl.CommitRecords(ctx, recs...); err != nil {
 		// Harmless: the records are delivered again and found recorded.
