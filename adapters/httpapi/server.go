@@ -134,13 +134,16 @@ func (s *Server) callService(w http.ResponseWriter, r *http.Request) {
 	ans.WarnMsg = c.warn
 	if err != nil {
 		ans.Infcode, ans.ErrMsg = -1, s.errMsg(c, err)
-		s.Log.Info("refused", "infno", env.Infno, "msgid", env.Msgid, "fixmedins_code", env.FixmedinsCode,
-			"err_msg", ans.ErrMsg, "ms", time.Since(start).Milliseconds())
+		s.Log.LogAttrs(ctx, slog.LevelInfo, "refused", slog.String("infno", env.Infno), slog.String("msgid", env.Msgid),
+			slog.String("fixmedins_code", env.FixmedinsCode), slog.String("err_msg", ans.ErrMsg),
+			slog.Int64("ms", time.Since(start).Milliseconds()))
 		return
 	}
 	ans.Output = out
-	s.Log.Info("served", "infno", env.Infno, "msgid", env.Msgid, "fixmedins_code", env.FixmedinsCode,
-		"ms", time.Since(start).Milliseconds())
+	// The line of every transaction; LogAttrs, not Info: no boxing of the
+	// values into a []any and back.
+	s.Log.LogAttrs(ctx, slog.LevelInfo, "served", slog.String("infno", env.Infno), slog.String("msgid", env.Msgid),
+		slog.String("fixmedins_code", env.FixmedinsCode), slog.Int64("ms", time.Since(start).Milliseconds()))
 }
 
 // errMsg turns an error into err_msg: refusals are shown, internal errors are
