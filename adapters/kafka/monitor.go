@@ -268,7 +268,8 @@ func (c *MonitorConsumer) observeOnce(ctx context.Context, ev settlement.Settlem
 		c.observed.Add(1)
 		c.raised.Add(int64(len(alerts)))
 		for _, a := range alerts {
-			c.Log.Info("monitor: alert", "alert_id", a.ID, "rule", a.Rule, "psn_no", a.PsnNo, "evidence", a.Evidence)
+			c.Log.LogAttrs(ctx, slog.LevelInfo, "monitor: alert", slog.String("alert_id", a.ID), slog.String("rule", string(a.Rule)),
+				slog.String("psn_no", a.PsnNo), slog.Any("evidence", a.Evidence))
 		}
 		return nil
 	case errors.Is(err, monitor.ErrObserved):
