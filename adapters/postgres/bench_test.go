@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,11 @@ const benchPersons = 2000
 // in the messages primary key is the production one.
 func BenchmarkSettle(b *testing.B) {
 	ctx := context.Background()
+	// The engine's process collects garbage at GOGC=400, as medsettle serve
+	// and dev run (cmd/medsettle lessGC), unless GOGC says otherwise.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	dsn, pgbenchDSN := benchDatabases(b)
 	if n := os.Getenv("BENCH_POOL"); n != "" {
 		dsn += "&pool_max_conns=" + n
