@@ -312,9 +312,8 @@ func runOpen(ctx context.Context, cfg Config, counters []*counter, rep *Report, 
 			}
 		})
 	}
-	interval := float64(time.Second) / cfg.Rate
 	for i := 0; ; i++ {
-		due := start.Add(time.Duration(float64(i) * interval))
+		due := start.Add(time.Duration(float64(i) * float64(time.Second) / cfg.Rate)) // multiplied first: exact for whole rates
 		if cfg.Count > 0 && i >= cfg.Count || cfg.Count == 0 && !due.Before(start.Add(cfg.Duration)) {
 			break
 		}
