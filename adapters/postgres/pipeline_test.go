@@ -61,6 +61,12 @@ func TestPipelinedTransactionsWriteAllOrNothing(t *testing.T) {
 			require.NoError(t, tx.PutCounters(ctx, counters(100)))
 			return tx.PutCounters(ctx, settlement.YearCounters{PsnNo: "other", Year: 2026, Counters: rules.Counters{AcctBalc: -1}})
 		}, "acct_balc"},
+		{"a write fails in the batch that carries reads ahead", func(ctx context.Context, tx settlement.Tx) error {
+			require.NoError(t, tx.PutCounters(ctx, settlement.YearCounters{PsnNo: "other", Year: 2026, Counters: rules.Counters{AcctBalc: -1}}))
+			tx.(settlement.Prefetcher).Prefetch(settlement.Prefetch{Visit: "M1", Person: psn, Year: 2026, Chain: "psn:" + psn})
+			_, err := tx.Visit(ctx, "M1") // the write's error, not "current transaction is aborted"
+			return err
+		}, "acct_balc"},
 		{"an update that must change one row changes none, in the COMMIT batch", func(ctx context.Context, tx settlement.Tx) error {
 			require.NoError(t, tx.PutCounters(ctx, counters(100)))
 			lt := &settlement.LedgerTxn{ID: settlement.NewID("T"), Chain: "psn:nobody", Kind: settlement.TxnSettle}

@@ -147,15 +147,17 @@ func (t *tx) readAheadAll(keys []string, scan func(pgx.BatchResults) (map[string
 var errNotFetched = errors.New("read ahead not fetched")
 
 // take returns what was read ahead under key, once: a second call, or a
-// call after a write dropped the key, goes to the database.
-func (t *tx) take(ctx context.Context, key string) (any, bool, error) {
+// call after a write dropped the key, goes to the database (ok false). When
+// the batch carrying the read fails, ok is true and err is the failure: the
+// transaction is aborted, and asking the database again would only be told so.
+func (t *tx) take(ctx context.Context, key string) (val any, ok bool, err error) {
 	f, ok := t.ahead[key]
 	if !ok {
 		return nil, false, nil
 	}
 	if errors.Is(f.err, errNotFetched) {
 		if err := t.flush(ctx); err != nil {
-			return nil, false, err
+			return nil, true, err
 		}
 		if f, ok = t.ahead[key]; !ok {
 			return nil, false, nil
