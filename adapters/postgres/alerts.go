@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/medsettle/medsettle/monitor"
 	"github.com/medsettle/medsettle/settlement"
@@ -88,17 +89,27 @@ func (a *AlertStore) Record(ctx context.Context, seq int, ev settlement.Settleme
 		}
 	}
 	now := a.now()
-	return a.alertTx(ctx, func(ctx context.Context, ptx pgx.Tx) error {
-		tag, err := ptx.Exec(ctx, `INSERT INTO monitor_events (psn_no, seq, event_id, payload, observed_at)
+	// Two round trips, as a settlement's: BEGIN with the event's insert,
+	// whose outcome decides the rest, then the alerts with COMMIT.
+	return a.s.Update(ctx, func(ctx context.Context, stx settlement.Tx) error {
+		t := stx.(*tx)
+		recorded := false
+		t.queue(func(tag pgconn.CommandTag, err error) error {
+			if err != nil {
+				return fmt.Errorf("recording event %s: %w", ev.EventID, err)
+			}
+			recorded = tag.RowsAffected() == 1
+			return nil
+		}, `INSERT INTO monitor_events (psn_no, seq, event_id, payload, observed_at)
 			SELECT $1::TEXT, $2::INT, $3::TEXT, $4::TEXT, $5::TIMESTAMPTZ
 			WHERE (SELECT COALESCE(max(seq), 0) FROM monitor_events WHERE psn_no = $1::TEXT) = $2::INT - 1
 			ON CONFLICT DO NOTHING`, ev.PsnNo, seq, ev.EventID, string(payload), now)
-		if err != nil {
-			return fmt.Errorf("recording event %s: %w", ev.EventID, err)
+		if err := t.flush(ctx); err != nil {
+			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if !recorded {
 			var n int
-			if err := ptx.QueryRow(ctx, `SELECT count(*) FROM monitor_events WHERE event_id = $1`, ev.EventID).Scan(&n); err != nil {
+			if err := t.queryRow(ctx, `SELECT count(*) FROM monitor_events WHERE event_id = $1`, ev.EventID).Scan(&n); err != nil {
 				return fmt.Errorf("recording event %s: %w", ev.EventID, err)
 			}
 			if n > 0 {
@@ -107,9 +118,7 @@ func (a *AlertStore) Record(ctx context.Context, seq int, ev settlement.Settleme
 			return monitor.ErrStale
 		}
 		for i := range rows {
-			if err := rows[i].insert(ctx, ptx, ev.EventID, now); err != nil {
-				return err
-			}
+			rows[i].queue(t, ev.EventID, now)
 		}
 		return nil
 	})
@@ -138,20 +147,16 @@ func toAlertRow(a *monitor.Alert) (alertRow, error) {
 	return alertRow{a: a, regions: string(r), evidence: string(e)}, nil
 }
 
-func (r *alertRow) insert(ctx context.Context, ptx pgx.Tx, eventID string, now time.Time) error {
+// queue queues the alert's rows in t.
+func (r *alertRow) queue(t *tx, eventID string, now time.Time) {
 	a := r.a
-	if _, err := ptx.Exec(ctx, `INSERT INTO alerts (alert_id, rule, psn_no, insuplc_admdvs, regions, evidence, detail,
+	t.queue(wrapErr("storing alert %s", a.ID), `INSERT INTO alerts (alert_id, rule, psn_no, insuplc_admdvs, regions, evidence, detail,
 		raised_at, event_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (alert_id) DO NOTHING`,
-		a.ID, string(a.Rule), a.PsnNo, a.InsuredRegion, r.regions, r.evidence, a.Detail, a.At, eventID, now); err != nil {
-		return fmt.Errorf("storing alert %s: %w", a.ID, err)
-	}
+		a.ID, string(a.Rule), a.PsnNo, a.InsuredRegion, r.regions, r.evidence, a.Detail, a.At, eventID, now)
 	for _, region := range a.Scope() {
-		if _, err := ptx.Exec(ctx, `INSERT INTO alert_regions (admdvs, raised_at, alert_id) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, region, a.At, a.ID); err != nil {
-			return fmt.Errorf("storing alert %s: %w", a.ID, err)
-		}
+		t.queue(wrapErr("storing alert %s", a.ID), `INSERT INTO alert_regions (admdvs, raised_at, alert_id) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, region, a.At, a.ID)
 	}
-	return nil
 }
 
 const alertCols = `a.alert_id, a.rule, a.psn_no, a.insuplc_admdvs, a.regions, a.evidence, a.detail, a.raised_at`
