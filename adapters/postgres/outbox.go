@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/medsettle/medsettle/settlement"
 )
 
 // The outbox relay's side of the database (the relay itself is
@@ -186,27 +189,33 @@ func (s *Store) LeaseOutbox(ctx context.Context, owner string, ttl time.Duration
 // reads at READ COMMITTED, one statement: committed rows are all it needs
 // (a chain's seq n+1 commits only after seq n, so a snapshot holding one
 // holds the other), and a SERIALIZABLE read would make settlements that
-// insert into the same index pages abort more often.
+// insert into the same index pages abort more often. BEGIN, the read and
+// COMMIT travel together: one round trip.
 func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]OutboxEvent, error) {
 	var out []OutboxEvent
-	err := s.txn(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadOnly}, func(ctx context.Context, tx pgx.Tx) error {
-		out = out[:0]
-		rows, err := tx.Query(ctx, `SELECT chain, seq, part, event_id, event_type, event_key, payload, created_at
-			FROM outbox WHERE part = $1 AND published_at IS NULL ORDER BY chain, seq LIMIT $2`, part, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e OutboxEvent
-			var payload string
-			if err := rows.Scan(&e.Chain, &e.Seq, &e.Part, &e.ID, &e.Type, &e.Key, &payload, &e.Created); err != nil {
-				return err
-			}
-			e.Payload = []byte(payload)
-			out = append(out, e)
-		}
-		return rows.Err()
+	err := s.retry(ctx, true, func(ctx context.Context) error {
+		return s.pipelined(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY", func(ctx context.Context, stx settlement.Tx) error {
+			out = out[:0]
+			stx.(*tx).queueRead(func(br pgx.BatchResults) error {
+				rows, err := br.Query()
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var e OutboxEvent
+					var payload string
+					if err := rows.Scan(&e.Chain, &e.Seq, &e.Part, &e.ID, &e.Type, &e.Key, &payload, &e.Created); err != nil {
+						return err
+					}
+					e.Payload = []byte(payload)
+					out = append(out, e)
+				}
+				return rows.Err()
+			}, `SELECT chain, seq, part, event_id, event_type, event_key, payload, created_at
+				FROM outbox WHERE part = $1 AND published_at IS NULL ORDER BY chain, seq LIMIT $2`, part, limit)
+			return nil // pipelined sends the read with BEGIN and COMMIT
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading outbox partition %d: %w", part, err)
@@ -225,24 +234,30 @@ func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int,
 		return 0, nil
 	}
 	var n int
-	err := s.txn(ctx, serializable, func(ctx context.Context, tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE outbox_leases SET expires_at = expires_at
+	// Two round trips: BEGIN with the lease's update, whose outcome decides
+	// the rest, then the mark with COMMIT.
+	err := s.Update(ctx, func(ctx context.Context, stx settlement.Tx) error {
+		t := stx.(*tx)
+		held := false
+		t.queue(func(tag pgconn.CommandTag, err error) error {
+			held = err == nil && tag.RowsAffected() == 1
+			return err
+		}, `UPDATE outbox_leases SET expires_at = expires_at
 			WHERE part = $1 AND owner = $2 AND expires_at > now()`, part, owner)
-		if err != nil {
+		if err := t.flush(ctx); err != nil {
 			return err
 		}
-		if tag.RowsAffected() != 1 {
+		if !held {
 			return ErrLeaseLost
 		}
 		// IN (SELECT unnest(...)), not = ANY($1): PostgreSQL may test
 		// ANY's array element by element for every row of the partition,
 		// quadratic in the batch, where the subquery becomes a hash join.
-		tag, err = tx.Exec(ctx, `UPDATE outbox SET published_at = now()
-			WHERE event_id IN (SELECT unnest($1::TEXT[])) AND part = $2 AND published_at IS NULL`, ids, part)
-		if err != nil {
+		t.queue(func(tag pgconn.CommandTag, err error) error {
+			n = int(tag.RowsAffected())
 			return err
-		}
-		n = int(tag.RowsAffected())
+		}, `UPDATE outbox SET published_at = now()
+			WHERE event_id IN (SELECT unnest($1::TEXT[])) AND part = $2 AND published_at IS NULL`, ids, part)
 		return nil
 	})
 	if err != nil {
