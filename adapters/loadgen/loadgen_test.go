@@ -62,12 +62,11 @@ func TestParseMixAndKeys(t *testing.T) {
 	require.Error(t, err)
 }
 
-// A short run against the real server: every flow completes, nothing is
-// refused, and the ledger audits clean afterwards.
-func TestRunAgainstServer(t *testing.T) {
-	dsn := pgtest.NewDB(t)
-	ctx := context.Background()
-	st, err := postgres.Open(ctx, dsn, quietLog())
+// startServer starts the counter interface on a database of its own, and
+// returns it with the dev keys and the registry the load generator needs.
+func startServer(t *testing.T) (*postgres.Store, *httptest.Server, *rules.RuleSet, []loadgen.Key, []settlement.Person) {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), pgtest.NewDB(t), quietLog())
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	rs, err := rules.Load(medsettle.Rules())
@@ -78,11 +77,18 @@ func TestRunAgainstServer(t *testing.T) {
 	require.NoError(t, err)
 	srv := httptest.NewServer((&httpapi.Server{Engine: &settlement.Engine{Rules: rs, Store: st}, Keys: k, Log: quietLog()}).Handler())
 	t.Cleanup(srv.Close)
-
 	keys, err := loadgen.ParseKeys(bytes.NewReader(raw))
 	require.NoError(t, err)
 	persons, err := registry(rs)
 	require.NoError(t, err)
+	return st, srv, rs, keys, persons
+}
+
+// A short run against the real server: every flow completes, nothing is
+// refused, and the ledger audits clean afterwards.
+func TestRunAgainstServer(t *testing.T) {
+	ctx := context.Background()
+	st, srv, rs, keys, persons := startServer(t)
 	rep, err := loadgen.Run(ctx, loadgen.Config{URL: srv.URL, Keys: keys, Counters: 6, Count: 60,
 		Mix:   loadgen.Mix{Outpatient: 4, Inpatient: 2, Pharmacy: 4, Cancel: 1, Reverse: 1},
 		Rules: rs, Catalogs: medsettle.Rules(), Persons: persons, Seed: 7})
@@ -108,24 +114,8 @@ func TestRunAgainstServer(t *testing.T) {
 // match the rate times the duration (a closed loop of 8 counters would make
 // hundreds), none is dropped, and every one settles once.
 func TestRunAtRateAgainstServer(t *testing.T) {
-	dsn := pgtest.NewDB(t)
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, dsn, quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	raw, err := medsettle.DevKeys()
-	require.NoError(t, err)
-	k, err := httpapi.LoadKeys(bytes.NewReader(raw))
-	require.NoError(t, err)
-	srv := httptest.NewServer((&httpapi.Server{Engine: &settlement.Engine{Rules: rs, Store: st}, Keys: k, Log: quietLog()}).Handler())
-	t.Cleanup(srv.Close)
-
-	keys, err := loadgen.ParseKeys(bytes.NewReader(raw))
-	require.NoError(t, err)
-	persons, err := registry(rs)
-	require.NoError(t, err)
+	st, srv, rs, keys, persons := startServer(t)
 	const rate, dur = 15.0, 2 * time.Second
 	began := time.Now()
 	rep, err := loadgen.Run(ctx, loadgen.Config{URL: srv.URL, Keys: keys, Counters: 8, Duration: dur, Rate: rate,
