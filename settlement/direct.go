@@ -21,7 +21,6 @@ func (e *Engine) PharmacyPreSettle(ctx context.Context, inst string, in Pharmacy
 	now := e.now()
 	var out SettleAnswer
 	err := e.Store.View(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
 		s, err := e.pharmacy(ctx, &previewTx{Tx: tx}, inst, in, "", "", now)
 		if err == nil {
 			out = answerOf(s)
@@ -100,9 +99,6 @@ func (e *Engine) direct(ctx context.Context, tx Tx, inst, medType string, kind V
 		return nil, err
 	}
 	// The visit and lines just written are priced as they are in memory, not read back.
-	if in.Insutype != "" && in.Insutype != v.Insutype {
-		return nil, Errorf(EINVALID, "insutype %s differs from the visit's %s", in.Insutype, v.Insutype)
-	}
 	s, v, yc, err := e.priceLines(ctx, tx, inst, SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, MedType: medType,
 		Insutype: in.Insutype, MedfeeSumamt: in.MedfeeSumamt, UseAccount: in.UseAccount, ServiceDate: serviceDate},
 		medType, v, lines, p, now)

@@ -29,13 +29,17 @@ type SettleInput struct {
 func (in SettleInput) prefetch(now time.Time) Prefetch {
 	k := Prefetch{Visit: in.MdtrtID}
 	if in.PsnNo != "" {
-		day := DateOf(now)
-		if in.ServiceDate != 0 {
-			day = in.ServiceDate
-		}
-		k.Person, k.Year, k.Chain = in.PsnNo, day.Year(), ChainOf(in.PsnNo)
+		k.Person, k.Year, k.Chain = in.PsnNo, in.day(now).Year(), ChainOf(in.PsnNo)
 	}
 	return k
+}
+
+// day is the day the claim is priced as of: the service date, or today.
+func (in SettleInput) day(now time.Time) rules.Date {
+	if in.ServiceDate != 0 {
+		return in.ServiceDate
+	}
+	return DateOf(now)
 }
 
 // SettleAnswer is a settlement (or its reversal) as the counter sees it.
@@ -131,9 +135,6 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 	if medType == "" {
 		return nil, nil, yc, Errorf(EINVALID, "med_type is required (not set at registration)")
 	}
-	if in.Insutype != "" && in.Insutype != v.Insutype {
-		return nil, nil, yc, Errorf(EINVALID, "insutype %s differs from the visit's %s", in.Insutype, v.Insutype)
-	}
 	lines, err := tx.Lines(ctx, v.MdtrtID)
 	if err != nil {
 		return nil, nil, yc, err
@@ -150,6 +151,9 @@ func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, 
 func (e *Engine) priceLines(ctx context.Context, tx Tx, inst string, in SettleInput, medType string, v *Visit,
 	lines []FeeLine, p *Person, now time.Time) (*Settlement, *Visit, YearCounters, error) {
 	var yc YearCounters
+	if in.Insutype != "" && in.Insutype != v.Insutype {
+		return nil, nil, yc, Errorf(EINVALID, "insutype %s differs from the visit's %s", in.Insutype, v.Insutype)
+	}
 	if len(lines) == 0 {
 		return nil, nil, yc, &Error{Code: EINVALID, Rule: rules.CodeEmptyClaim, Message: fmt.Sprintf("visit %s has no fee lines", v.MdtrtID)}
 	}
@@ -166,10 +170,7 @@ func (e *Engine) priceLines(ctx context.Context, tx Tx, inst string, in SettleIn
 			return nil, nil, yc, Errorf(EINVALID, "medfee_sumamt %s differs from the uploaded lines' total %s", want, sum)
 		}
 	}
-	day := DateOf(now)
-	if in.ServiceDate != 0 {
-		day = in.ServiceDate
-	}
+	day := in.day(now)
 	if e.remote(p.InsuredRegion) {
 		// The person's policy and counters live in another province: the
 		// hub settles it there (see cross.go).

@@ -68,8 +68,9 @@ type Prefetcher interface {
 }
 
 // Prefetch names the objects a settlement reads: a visit with its lines, a
-// person with one year's counters, and a ledger chain's head; or the person
-// of a certificate with their counters (1101). Empty fields name nothing.
+// person with one year's counters and their ledger chain's head (Year and
+// Chain are read with Person, all three given); or the person of a
+// certificate with their counters (1101). Empty fields name nothing.
 type Prefetch struct {
 	Visit            string
 	Person           string

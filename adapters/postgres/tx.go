@@ -76,10 +76,11 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// fetched is the outcome of one read sent ahead of its getter.
+// fetched is one read sent ahead of its getter: pending until its batch
+// has run, then its value.
 type fetched struct {
-	val any
-	err error
+	val     any
+	pending bool
 }
 
 // queue defers a write; check sees its outcome at the flush. check may add
@@ -120,7 +121,7 @@ func (t *tx) readAheadAll(keys []string, scan func(pgx.BatchResults) (map[string
 		t.ahead = map[string]fetched{}
 	}
 	for _, key := range keys {
-		t.ahead[key] = fetched{err: errNotFetched}
+		t.ahead[key] = fetched{pending: true}
 	}
 	t.queueRead(func(br pgx.BatchResults) error {
 		vals, err := scan(br)
@@ -143,9 +144,6 @@ func (t *tx) readAheadAll(keys []string, scan func(pgx.BatchResults) (map[string
 	}, sql, args...)
 }
 
-// errNotFetched marks a read ahead whose batch has not run (or failed before it).
-var errNotFetched = errors.New("read ahead not fetched")
-
 // take returns what was read ahead under key, once: a second call, or a
 // call after a write dropped the key, goes to the database (ok false). When
 // the batch carrying the read fails, ok is true and err is the failure: the
@@ -155,7 +153,7 @@ func (t *tx) take(ctx context.Context, key string) (val any, ok bool, err error)
 	if !ok {
 		return nil, false, nil
 	}
-	if errors.Is(f.err, errNotFetched) {
+	if f.pending {
 		if err := t.flush(ctx); err != nil {
 			return nil, true, err
 		}
@@ -164,7 +162,7 @@ func (t *tx) take(ctx context.Context, key string) (val any, ok bool, err error)
 		}
 	}
 	delete(t.ahead, key)
-	return f.val, true, f.err
+	return f.val, true, nil
 }
 
 // forget drops what was read ahead under key, for good: the transaction is
@@ -329,32 +327,13 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 	if k.CertNo != "" && k.Year != 0 {
 		t.prefetchCert(k)
 	}
-	if k.Person != "" && k.Year != 0 && k.Chain != "" {
+	switch {
+	case k.Person != "" && k.Year != 0 && k.Chain != "":
 		t.prefetchPerson(k)
-		return
-	}
-	if k.Person != "" {
+	case k.Person != "":
 		t.readAhead("person:"+k.Person, func(br pgx.BatchResults) (any, error) {
 			return scanPerson(br.QueryRow())
 		}, personSQL, k.Person)
-		if k.Year != 0 {
-			t.readAhead(countersKey(k.Person, k.Year), func(br pgx.BatchResults) (any, error) {
-				yc := settlement.YearCounters{PsnNo: k.Person, Year: k.Year}
-				err := scanCounters(br.QueryRow(), &yc)
-				if errors.Is(err, pgx.ErrNoRows) {
-					return nil, nil // Counters opens the year
-				}
-				if err != nil {
-					return nil, fmt.Errorf("reading counters of %s for %d: %w", k.Person, k.Year, err)
-				}
-				return yc, nil
-			}, countersSQL, k.Person, k.Year)
-		}
-	}
-	if k.Chain != "" {
-		t.readAhead("chain:"+k.Chain, func(br pgx.BatchResults) (any, error) {
-			return scanChainHead(br.QueryRow(), k.Chain)
-		}, chainHeadSQL, k.Chain)
 	}
 }
 
@@ -466,10 +445,10 @@ func (t *tx) prefetchCert(k settlement.Prefetch) {
 // row; the counters are nil, or a settlement.YearCounters of year.
 func scanPersonAhead(row pgx.Row, year int, extra ...any) (*settlement.Person, any, error) {
 	var pr personRow
-	var m [9]*string
-	var admissions *int
-	dest := append(pr.dest(), &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions)
-	err := row.Scan(append(dest, extra...)...)
+	var m [9]string
+	var admissions int
+	counters, present := nullable([]any{&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions})
+	err := row.Scan(append(append(pr.dest(), counters...), extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, nil
 	}
@@ -477,17 +456,11 @@ func scanPersonAhead(row pgx.Row, year int, extra ...any) (*settlement.Person, a
 		return nil, nil, fmt.Errorf("reading person: %w", err)
 	}
 	p, err := pr.person()
-	if err != nil || m[0] == nil {
+	if err != nil || !present() {
 		return p, nil, err
 	}
 	yc := settlement.YearCounters{PsnNo: p.PsnNo, Year: year}
-	var texts [9]string
-	for i := range m {
-		if m[i] != nil {
-			texts[i] = *m[i]
-		}
-	}
-	if err := countersFrom(&yc, texts, *admissions); err != nil {
+	if err := countersFrom(&yc, m, admissions); err != nil {
 		return nil, nil, err
 	}
 	return p, yc, nil
