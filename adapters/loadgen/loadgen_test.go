@@ -69,19 +69,27 @@ func startServer(t *testing.T) (*postgres.Store, *httptest.Server, *rules.RuleSe
 	st, err := postgres.Open(context.Background(), pgtest.NewDB(t), quietLog())
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	raw, err := medsettle.DevKeys()
-	require.NoError(t, err)
+	rs, raw, keys, persons := devFixture(t)
 	k, err := httpapi.LoadKeys(bytes.NewReader(raw))
 	require.NoError(t, err)
 	srv := httptest.NewServer((&httpapi.Server{Engine: &settlement.Engine{Rules: rs, Store: st}, Keys: k, Log: quietLog()}).Handler())
 	t.Cleanup(srv.Close)
+	return st, srv, rs, keys, persons
+}
+
+// devFixture is what a load run needs: the rules, the dev keys file (raw
+// and parsed) and the registry.
+func devFixture(t *testing.T) (*rules.RuleSet, []byte, []loadgen.Key, []settlement.Person) {
+	t.Helper()
+	rs, err := rules.Load(medsettle.Rules())
+	require.NoError(t, err)
+	raw, err := medsettle.DevKeys()
+	require.NoError(t, err)
 	keys, err := loadgen.ParseKeys(bytes.NewReader(raw))
 	require.NoError(t, err)
 	persons, err := registry(rs)
 	require.NoError(t, err)
-	return st, srv, rs, keys, persons
+	return rs, raw, keys, persons
 }
 
 // A short run against the real server: every flow completes, nothing is
@@ -156,14 +164,7 @@ func TestRunAtRateDropsWhenCountersAreBusy(t *testing.T) {
 		_, _ = io.WriteString(w, `{"infcode":-1,"err_msg":"busy","output":null}`)
 	}))
 	t.Cleanup(slow.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	raw, err := medsettle.DevKeys()
-	require.NoError(t, err)
-	keys, err := loadgen.ParseKeys(bytes.NewReader(raw))
-	require.NoError(t, err)
-	persons, err := registry(rs)
-	require.NoError(t, err)
+	rs, _, keys, persons := devFixture(t)
 	rep, err := loadgen.Run(context.Background(), loadgen.Config{URL: slow.URL, Keys: keys, Counters: 2, Duration: time.Second,
 		Rate: 50, Mix: loadgen.Mix{Pharmacy: 1, Outpatient: 1}, Rules: rs, Catalogs: medsettle.Rules(), Persons: persons, Seed: 3})
 	require.NoError(t, err)
