@@ -50,6 +50,9 @@ const benchPersons = 2000
 // server is local); wal-bytes/op; pgbench-N-tps, pgbench-server-cpu-us/txn,
 // pgbench-wal-bytes/txn and ratio-vs-pgbench (settles/s over pgbench -N tps).
 //
+// BENCH_POOL sets the pool's size; BENCH_SQL is run on the settle database
+// after migration and before anything else, to measure a schema experiment.
+//
 // Durable: both run on a private cluster of the benchmark's own with fsync
 // and synchronous_commit on (the tests' shared cluster has them off), so a
 // settle counts only once its COMMIT is flushed to disk, as pgbench's
@@ -71,6 +74,15 @@ func BenchmarkSettle(b *testing.B) {
 	st, err := postgres.Open(ctx, dsn, quietLog())
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
+	if q := os.Getenv("BENCH_SQL"); q != "" {
+		// An experiment on the schema (an index dropped, a storage
+		// parameter changed) measured without a migration of its own.
+		c, err := pgx.Connect(ctx, dsn)
+		require.NoError(b, err)
+		_, err = c.Exec(ctx, q)
+		require.NoError(b, err)
+		c.Close(ctx)
+	}
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(b, err)
 	synthetic := syntheticPersons(b, rs, benchPersons)

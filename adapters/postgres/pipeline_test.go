@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/postgres"
@@ -93,4 +95,39 @@ func TestPipelinedTransactionsWriteAllOrNothing(t *testing.T) {
 
 	// A transaction that sends nothing has nothing to commit.
 	require.NoError(t, st.Update(ctx, func(context.Context, settlement.Tx) error { return nil }))
+}
+
+// A failed transaction leaves the connection's prepared statements alone:
+// the retry that follows a serialization failure runs them as they are, not
+// after deallocating and preparing them again (pgx drops the statements of
+// a failed batch from its own cache; see prepared).
+func TestFailedTransactionKeepsStatementsPrepared(t *testing.T) {
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, pgtest.NewDB(t)+"&pool_max_conns=1", quietLog())
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+
+	put := func(psn string, acct rules.Money) error {
+		return st.Update(ctx, func(ctx context.Context, tx settlement.Tx) error {
+			return tx.PutCounters(ctx, settlement.YearCounters{PsnNo: psn, Year: 2026, Counters: rules.Counters{AcctBalc: acct}})
+		})
+	}
+	// When the counters statement was prepared on the pool's one connection.
+	preparedAt := func() []time.Time {
+		conn, err := st.Pool().Acquire(ctx)
+		require.NoError(t, err)
+		defer conn.Release()
+		rows, err := conn.Query(ctx, `SELECT prepare_time FROM pg_prepared_statements WHERE statement LIKE '%person_counters%'`)
+		require.NoError(t, err)
+		times, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		require.NoError(t, err)
+		return times
+	}
+
+	require.NoError(t, put("15010019700101ZZ01", 100))
+	before := preparedAt()
+	require.NotEmpty(t, before)
+	require.ErrorContains(t, put("15010019700101ZZ02", -1), "acct_balc") // the batch fails on the server
+	require.NoError(t, put("15010019700101ZZ03", 100))
+	require.Equal(t, before, preparedAt(), "the same statements, prepared once")
 }

@@ -40,6 +40,7 @@ var migrations embed.FS
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	prep *prepared
 
 	retries atomic.Int64 // transactions attempted again after a retryable failure
 	commits atomic.Int64
@@ -57,6 +58,8 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		// where under SERIALIZABLE they also abort each other more often.
 		cfg.MaxConns = int32(4 * runtime.GOMAXPROCS(0))
 	}
+	prep := &prepared{}
+	cfg.BeforeClose = prep.forget
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connecting: %w", err)
@@ -68,7 +71,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{pool: pool, log: log}, nil
+	return &Store{pool: pool, log: log, prep: prep}, nil
 }
 
 // Close releases the connections.
@@ -201,7 +204,9 @@ func (s *Store) pipelined(ctx context.Context, begin string, fn func(ctx context
 		return fmt.Errorf("postgres: acquiring a connection: %w", err)
 	}
 	defer conn.Release()
-	t := &tx{tx: conn.Conn()}
+	t := &tx{tx: conn.Conn(), prepare: func(ctx context.Context, b *pgx.Batch) error {
+		return s.prep.prepare(ctx, conn.Conn(), b)
+	}}
 	t.queue(wrapErr("beginning a transaction"), begin)
 	err = fn(ctx, t)
 	if err == nil {
@@ -220,6 +225,11 @@ func (s *Store) pipelined(ctx context.Context, begin string, fn func(ctx context
 		if err = t.flush(ctx); err == nil {
 			return nil
 		}
+	}
+	if code := sqlState(err); code == "0A000" || code == "26000" {
+		// A statement prepared by name went stale (its table changed shape)
+		// or missing: prepare afresh on the next use.
+		defer s.prep.reset(context.WithoutCancel(ctx), conn.Conn())
 	}
 	return t.abort(ctx, conn, err)
 }

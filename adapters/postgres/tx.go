@@ -40,6 +40,9 @@ type tx struct {
 	// Put* is a plain UPDATE, cheaper than an upsert (a HOT update when no
 	// indexed column changes).
 	stored map[string]bool
+	// prepare, when set, prepares a batch's statements before it is sent
+	// (see prepared).
+	prepare func(ctx context.Context, b *pgx.Batch) error
 }
 
 func (t *tx) found(key string) {
@@ -193,6 +196,11 @@ func (t *tx) flush(ctx context.Context) error {
 	results := t.results
 	b := t.pending
 	t.pending, t.results = pgx.Batch{}, nil
+	if t.prepare != nil {
+		if err := t.prepare(ctx, &b); err != nil {
+			return err
+		}
+	}
 	t.begun = true
 	br := t.tx.SendBatch(ctx, &b)
 	var first error
