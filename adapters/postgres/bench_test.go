@@ -68,12 +68,6 @@ func BenchmarkSettle(b *testing.B) {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	dsn, pgbenchDSN := benchDatabases(b)
-	if n := os.Getenv("BENCH_POOL"); n != "" {
-		dsn += "&pool_max_conns=" + n
-	}
-	st, err := postgres.Open(ctx, dsn, quietLog())
-	require.NoError(b, err)
-	b.Cleanup(st.Close)
 	if q := os.Getenv("BENCH_SQL"); q != "" {
 		// An experiment on the schema (an index dropped, a storage
 		// parameter changed) measured without a migration of its own.
@@ -83,6 +77,12 @@ func BenchmarkSettle(b *testing.B) {
 		require.NoError(b, err)
 		c.Close(ctx)
 	}
+	if n := os.Getenv("BENCH_POOL"); n != "" {
+		dsn += "&pool_max_conns=" + n
+	}
+	st, err := postgres.Open(ctx, dsn, quietLog())
+	require.NoError(b, err)
+	b.Cleanup(st.Close)
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(b, err)
 	synthetic := syntheticPersons(b, rs, benchPersons)
@@ -273,7 +273,7 @@ func settleAll(eng *settlement.Engine, ids *msgids, visits []benchVisit, conc in
 
 // prepareVisits registers an outpatient visit with 1-3 lines for each
 // person of who (16 at a time), at a hospital of their region mostly.
-func prepareVisits(b *testing.B, eng *settlement.Engine, ids *msgids, r *rand.Rand, who []*settlement.Person,
+func prepareVisits(b testing.TB, eng *settlement.Engine, ids *msgids, r *rand.Rand, who []*settlement.Person,
 	byRegion map[string][]string, all []string) []benchVisit {
 	b.Helper()
 	ctx := context.Background()
@@ -322,7 +322,7 @@ func prepareVisits(b *testing.B, eng *settlement.Engine, ids *msgids, r *rand.Ra
 
 // syntheticPersons builds n registry rows with valid GB 11643 ID numbers,
 // spread over the pooling regions, and validates them as the seed would.
-func syntheticPersons(b *testing.B, rs *rules.RuleSet, n int) []settlement.Person {
+func syntheticPersons(b testing.TB, rs *rules.RuleSet, n int) []settlement.Person {
 	b.Helper()
 	var regions []string
 	for code := range rs.Regions {
