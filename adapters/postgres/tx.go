@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -391,24 +391,53 @@ func (t *tx) prefetchVisit(id string) {
 
 // nullable wraps scan destinations (pointers) for columns that may all be
 // NULL, as the outer side of a LEFT JOIN that matched nothing: each scans
-// into a pointer of its own, and present copies them into dest and says
-// whether they were there.
+// into a pgtype value of its own (which pgx fills without reflection, unlike
+// a **T), and present copies them into dest and says whether they were
+// there. The destinations are *string, *time.Time, *bool or *int.
 func nullable(dest []any) (wrapped []any, present func() bool) {
 	wrapped = make([]any, len(dest))
 	for i, d := range dest {
-		wrapped[i] = reflect.New(reflect.TypeOf(d)).Interface() // a **T for a *T
+		switch d.(type) {
+		case *string:
+			wrapped[i] = new(pgtype.Text)
+		case *time.Time:
+			wrapped[i] = new(pgtype.Timestamptz)
+		case *bool:
+			wrapped[i] = new(pgtype.Bool)
+		case *int:
+			wrapped[i] = new(pgtype.Int8)
+		default:
+			wrapped[i] = unsupported{d}
+		}
 	}
 	return wrapped, func() bool {
 		for i, d := range dest {
-			p := reflect.ValueOf(wrapped[i]).Elem()
-			if p.IsNil() {
+			var ok bool
+			switch d := d.(type) {
+			case *string:
+				v := wrapped[i].(*pgtype.Text)
+				*d, ok = v.String, v.Valid
+			case *time.Time:
+				v := wrapped[i].(*pgtype.Timestamptz)
+				*d, ok = v.Time, v.Valid
+			case *bool:
+				v := wrapped[i].(*pgtype.Bool)
+				*d, ok = v.Bool, v.Valid
+			case *int:
+				v := wrapped[i].(*pgtype.Int8)
+				*d, ok = int(v.Int64), v.Valid
+			}
+			if !ok {
 				return false
 			}
-			reflect.ValueOf(d).Elem().Set(p.Elem())
 		}
 		return true
 	}
 }
+
+// unsupported is a scan destination nullable cannot wrap: pgx refuses to
+// scan into it, naming its type, so a new column type fails loudly.
+type unsupported struct{ dest any }
 
 // prefetchPerson reads a person, their counters of a year and their ledger
 // chain's head in one statement (the settlement's three reads of them).
