@@ -63,8 +63,10 @@ func (m Money) String() string {
 	return string(buf[i:])
 }
 
-// MarshalJSON writes m as a decimal string ("12.30"), as the national interface does.
-func (m Money) MarshalJSON() ([]byte, error) { return []byte(`"` + m.String() + `"`), nil }
+// MarshalText is m as a decimal ("12.30"): in JSON a string, as the national
+// interface writes amounts. (A text marshaler rather than a JSON one, because
+// encoding/json re-scans whatever a MarshalJSON returns.)
+func (m Money) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
 // UnmarshalJSON accepts a decimal string or number with at most two decimals.
 func (m *Money) UnmarshalJSON(b []byte) error {
@@ -106,8 +108,8 @@ func (r Ratio) String() string {
 	return s
 }
 
-// MarshalJSON writes r as a decimal string.
-func (r Ratio) MarshalJSON() ([]byte, error) { return []byte(`"` + r.String() + `"`), nil }
+// MarshalText is r as a decimal: in JSON a string, as Money is.
+func (r Ratio) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // ParseRatio reads a fraction in [0,1] with at most four decimals.
 func ParseRatio(s string) (Ratio, error) {

@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/shopspring/decimal"
@@ -99,4 +100,27 @@ func TestParseDate(t *testing.T) {
 		_, err := rules.ParseDate(in)
 		require.Error(t, err, in)
 	}
+}
+
+// In JSON amounts and ratios are decimal strings, as the national interface
+// writes them, and read back from strings or numbers.
+func TestMoneyAndRatioJSON(t *testing.T) {
+	type doc struct {
+		Amount rules.Money   `json:"amount"`
+		Neg    rules.Money   `json:"neg"`
+		Prop   rules.Ratio   `json:"prop"`
+		List   []rules.Money `json:"list"`
+	}
+	prop, err := rules.ParseRatio("0.15")
+	require.NoError(t, err)
+	in := doc{Amount: 1230, Neg: -5, Prop: prop, List: []rules.Money{0, 100}}
+	b, err := json.Marshal(in)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"amount":"12.30","neg":"-0.05","prop":"`+prop.String()+`","list":["0.00","1.00"]}`, string(b))
+
+	var out doc
+	require.NoError(t, json.Unmarshal(b, &out))
+	require.Equal(t, in, out)
+	require.NoError(t, json.Unmarshal([]byte(`{"amount":12.3}`), &out))
+	require.Equal(t, rules.Money(1230), out.Amount)
 }
