@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -1047,6 +1048,30 @@ func OutboxPart(key string) int {
 	return int(h.Sum32() % outboxParts)
 }
 
+// insertEntries is the statement that appends n entries of a ledger txn:
+// one multi-row VALUES list, the txn id $1, then ordinal, account and amount
+// of each entry. Its text depends only on n, so it is built once per n
+// (a settlement appends the same few counts again and again) and prepared
+// once per connection.
+func insertEntries(n int) string {
+	if sql, ok := entriesSQL.Load(n); ok {
+		return sql.(string)
+	}
+	var sql strings.Builder
+	sql.WriteString(`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES `)
+	for i := range n {
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		p := 1 + 3*i
+		fmt.Fprintf(&sql, "($1, $%d::INT8, $%d, $%d::TEXT::DECIMAL(18,2))", p+1, p+2, p+3)
+	}
+	v, _ := entriesSQL.LoadOrStore(n, sql.String())
+	return v.(string)
+}
+
+var entriesSQL sync.Map // entry count → insertEntries(count)
+
 func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *settlement.Event) error {
 	t.forget("chain:" + lt.Chain)
 	// Advancing the head is conditional on it still being where this
@@ -1063,21 +1088,12 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 	t.queue(wrapErr("appending ledger txn %s", lt.ID), `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)
 	if len(lt.Entries) > 0 {
-		// One statement for all entries: a multi-row VALUES list (its text,
-		// and so its prepared statement, depends only on the entry count).
-		var sql strings.Builder
-		sql.WriteString(`INSERT INTO ledger_entries (txn_id, ordinal, account, amount) VALUES `)
 		args := make([]any, 0, 1+3*len(lt.Entries))
 		args = append(args, lt.ID)
 		for i, e := range lt.Entries {
-			if i > 0 {
-				sql.WriteString(", ")
-			}
-			n := len(args)
-			fmt.Fprintf(&sql, "($1, $%d::INT8, $%d, $%d::TEXT::DECIMAL(18,2))", n+1, n+2, n+3)
 			args = append(args, i, e.Account, e.Amount.String())
 		}
-		t.queue(wrapErr("appending the entries of ledger txn %s", lt.ID), sql.String(), args...)
+		t.queue(wrapErr("appending the entries of ledger txn %s", lt.ID), insertEntries(len(lt.Entries)), args...)
 	}
 	if ev != nil {
 		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox (chain, seq, part, event_id, event_type, event_key, payload, created_at)
