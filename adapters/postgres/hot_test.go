@@ -40,7 +40,12 @@ func TestSettlementUpdatesAreHOT(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 
 	// round settles one visit for each person with a store of its own, and
-	// closes it: a backend reports its table statistics when it exits.
+	// closes it: a backend reports its table statistics when it exits. It
+	// settles one at a time: the room fillfactor leaves holds part of a
+	// page's new versions, the rest fit once the old ones are pruned, and a
+	// concurrent transaction's snapshot can delay that pruning (under load
+	// a few of 300 updates then leave the page), which would make the
+	// count depend on timing rather than on the pages.
 	round := func(seed bool) {
 		st, err := postgres.Open(ctx, dsn, quietLog())
 		require.NoError(t, err)
@@ -49,7 +54,7 @@ func TestSettlementUpdatesAreHOT(t *testing.T) {
 			require.NoError(t, st.SeedPersons(ctx, persons))
 		}
 		eng := &settlement.Engine{Rules: rs, Store: st, Now: newTickClock().Now}
-		require.NoError(t, settleAll(eng, ids, prepareVisits(t, eng, ids, r, who, byRegion, all), 4))
+		require.NoError(t, settleAll(eng, ids, prepareVisits(t, eng, ids, r, who, byRegion, all), 1))
 	}
 	type updates struct{ all, hot int64 }
 	stats := func() map[string]updates {
