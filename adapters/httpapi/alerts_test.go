@@ -119,7 +119,7 @@ func (s *monitorScript) cancelSale(name, inst, psn, when string) {
 func relayOutbox(t *testing.T, st *postgres.Store, brokers []string) []*kgo.Record {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := st.Pool().Query(ctx, `SELECT event_key, payload FROM outbox ORDER BY created_at, chain, seq`)
+	rows, err := st.Pool().Query(ctx, `SELECT event_key, payload FROM outbox_events ORDER BY created_at, chain, seq`)
 	require.NoError(t, err)
 	var recs []*kgo.Record
 	for rows.Next() {

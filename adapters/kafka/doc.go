@@ -26,7 +26,8 @@
 //     gets a new version; fields may be added within a version.
 //
 // Delivery is at least once, in order per person: the relay produces with
-// an idempotent producer (acks=all) and marks a row published only after
+// an idempotent producer (acks=all) and marks a row published (deletes it
+// from the outbox, which holds only what is still to publish) only after
 // the broker acknowledged it, so a relay killed between the two publishes
 // those rows again when it or another relay resumes. Everything marked is
 // never sent again. A consumer therefore drops repeated event ids; Dedup

@@ -166,25 +166,36 @@ func (e *env) workload(t testing.TB, ctx context.Context, seed uint64, persons [
 	return events
 }
 
-// outboxIDs is every event id of the outbox, and how many are unpublished.
+// outboxIDs is every event the engine wrote, by its ledger position (see
+// eventPos): each ledger transaction of a person's chain wrote one (the
+// relay deletes an event once published, the ledger keeps the transaction);
+// and which of them are still in the outbox, unpublished.
 func (e *env) outboxIDs(t testing.TB) (ids map[string]bool, unpublished map[string]bool) {
 	t.Helper()
-	rows, err := e.store.Pool().Query(context.Background(), `SELECT event_id, published_at IS NULL FROM outbox`)
-	require.NoError(t, err)
-	defer rows.Close()
 	ids, unpublished = map[string]bool{}, map[string]bool{}
-	for rows.Next() {
-		var id string
-		var un bool
-		require.NoError(t, rows.Scan(&id, &un))
-		ids[id] = true
-		if un {
-			unpublished[id] = true
+	for sql, set := range map[string]map[string]bool{
+		`SELECT chain, seq FROM ledger_txns WHERE chain LIKE 'psn:%'`: ids,
+		`SELECT chain, seq FROM outbox_events`:                        unpublished,
+	} {
+		rows, err := e.store.Pool().Query(context.Background(), sql)
+		require.NoError(t, err)
+		for rows.Next() {
+			var chain string
+			var seq int64
+			require.NoError(t, rows.Scan(&chain, &seq))
+			set[eventPos(chain, seq)] = true
 		}
+		require.NoError(t, rows.Err())
+		rows.Close()
 	}
-	require.NoError(t, rows.Err())
+	for id := range unpublished {
+		require.True(t, ids[id], "outbox event %s has no ledger transaction", id)
+	}
 	return ids, unpublished
 }
+
+// eventPos names an event by the ledger transaction that wrote it.
+func eventPos(chain string, seq int64) string { return chain + "/" + strconv.FormatInt(seq, 10) }
 
 // waitBacklog waits until the outbox has nothing unpublished.
 func (e *env) waitBacklog(t testing.TB, timeout time.Duration) {

@@ -30,7 +30,7 @@ type Outbox interface {
 	PendingOutbox(ctx context.Context, part, limit int) ([]postgres.OutboxEvent, error)
 	// MarkOutboxPublished marks events published if owner still holds part
 	// (postgres.ErrLeaseLost otherwise), checked in the same transaction.
-	MarkOutboxPublished(ctx context.Context, owner string, part int, ids []string) (int, error)
+	MarkOutboxPublished(ctx context.Context, owner string, part int, refs []postgres.OutboxRef) (int, error)
 	// ReleaseOutbox gives owner's leases up.
 	ReleaseOutbox(ctx context.Context, owner string) error
 }
@@ -296,7 +296,7 @@ func (r *Relay) publish(ctx context.Context, part int) (marked, read int, err er
 	// failure: a person's later event must not be marked while an earlier
 	// one still waits (Kafka fails a partition's later records with an
 	// earlier one, so this is belt and braces).
-	ids := make([]string, 0, len(evs))
+	refs := make([]postgres.OutboxRef, 0, len(evs))
 	var stopped map[string]bool
 	var firstErr error
 	for i := range evs {
@@ -311,22 +311,22 @@ func (r *Relay) publish(ctx context.Context, part int) (marked, read int, err er
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
-		ids = append(ids, evs[i].ID)
+		refs = append(refs, evs[i].Ref())
 	}
-	r.produced.Add(int64(len(ids)))
-	if len(ids) > 0 {
+	r.produced.Add(int64(len(refs)))
+	if len(refs) > 0 {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		n, err := r.ob.MarkOutboxPublished(mctx, r.cfg.Owner, part, ids)
+		n, err := r.ob.MarkOutboxPublished(mctx, r.cfg.Owner, part, refs)
 		r.marked.Add(int64(n))
 		if err != nil {
 			return n, len(evs), err
 		}
 	}
 	if firstErr != nil {
-		return len(ids), len(evs), fmt.Errorf("%d of %d events not acknowledged: %w", len(evs)-len(ids), len(evs), firstErr)
+		return len(refs), len(evs), fmt.Errorf("%d of %d events not acknowledged: %w", len(evs)-len(refs), len(evs), firstErr)
 	}
-	return len(ids), len(evs), nil
+	return len(refs), len(evs), nil
 }
 
 func cmpErr(have, err error) error {

@@ -21,7 +21,7 @@ import (
 // checkEvents checks the settlement topic as a consumer using Dedup sees
 // it: every outbox event exactly once, each person's events in seq order
 // 1, 2, 3... on one Kafka partition, headers agreeing with the payload. It
-// returns how many copies of each event id the topic holds.
+// returns how many copies of each event (by eventPos) the topic holds.
 func checkEvents(t *testing.T, recs []*kgo.Record, outbox map[string]bool) map[string]int {
 	t.Helper()
 	copies := map[string]int{}
@@ -36,7 +36,7 @@ func checkEvents(t *testing.T, recs []*kgo.Record, outbox map[string]bool) map[s
 		require.Equal(t, strconv.Itoa(ev.Version), kafka.Header(r, kafka.HeaderVersion))
 		require.Equal(t, ev.PsnNo, string(r.Key))
 		require.Equal(t, settlement.ChainOf(ev.PsnNo), ev.Chain)
-		copies[ev.EventID]++
+		copies[eventPos(ev.Chain, ev.Seq)]++
 		if p, ok := partOf[ev.PsnNo]; ok {
 			require.Equal(t, p, r.Partition, "person %s on two Kafka partitions", ev.PsnNo)
 		}
@@ -99,13 +99,13 @@ type crashingOutbox struct {
 
 var errKilled = errors.New("killed between publish and mark")
 
-func (c *crashingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, ids []string) (int, error) {
+func (c *crashingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []postgres.OutboxRef) (int, error) {
 	if c.dead.Load() || c.marksLeft.Add(-1) < 0 {
 		c.dead.Store(true)
 		c.kill()
 		return 0, errKilled
 	}
-	return c.Outbox.MarkOutboxPublished(ctx, owner, part, ids)
+	return c.Outbox.MarkOutboxPublished(ctx, owner, part, refs)
 }
 
 func (c *crashingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([]postgres.OutboxEvent, error) {
@@ -212,8 +212,8 @@ func (r *recordingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([
 	return evs, err
 }
 
-func (r *recordingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, ids []string) (int, error) {
-	n, err := r.Outbox.MarkOutboxPublished(ctx, owner, part, ids)
+func (r *recordingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []postgres.OutboxRef) (int, error) {
+	n, err := r.Outbox.MarkOutboxPublished(ctx, owner, part, refs)
 	end := time.Now()
 	r.mu.Lock()
 	if iv := r.open[part]; iv != nil {

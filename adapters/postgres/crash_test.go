@@ -607,8 +607,8 @@ func checkConsistent(t *testing.T, e *env) {
 		{"settlement without its message record", `SELECT count(*) FROM settlements s WHERE NOT EXISTS
 			(SELECT 1 FROM messages m WHERE m.msgid = s.msgid AND m.ref = s.setl_id AND m.status = 'done')`},
 		{"ledger transaction without its outbox event", `SELECT count(*) FROM ledger_txns t WHERE NOT EXISTS
-			(SELECT 1 FROM outbox o WHERE o.chain = t.chain AND o.seq = t.seq)`},
-		{"outbox event without its ledger transaction", `SELECT count(*) FROM outbox o WHERE NOT EXISTS
+			(SELECT 1 FROM outbox_events o WHERE o.chain = t.chain AND o.seq = t.seq)`},
+		{"outbox event without its ledger transaction", `SELECT count(*) FROM outbox_events o WHERE NOT EXISTS
 			(SELECT 1 FROM ledger_txns t WHERE t.chain = o.chain AND t.seq = o.seq)`},
 		{"settlement whose medfee_sumamt is not its visit's lines", `SELECT count(*) FROM settlements s WHERE s.reverses = ''
 			AND s.medfee_sumamt <> (SELECT COALESCE(sum(l.det_item_fee_sumamt), 0) FROM fee_lines l WHERE l.mdtrt_id = s.mdtrt_id AND NOT l.withdrawn)`},

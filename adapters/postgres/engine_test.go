@@ -95,7 +95,7 @@ func TestOutpatientFlow(t *testing.T) {
 	require.True(t, rep.OK(), "%v", rep.Problems)
 	require.Equal(t, 3, rep.Settlements)
 	require.Equal(t, 3, rep.Txns)
-	require.Equal(t, 3, e.count(t, "outbox"))
+	require.Equal(t, 3, e.count(t, "outbox_events"))
 }
 
 func TestOtherInstitutionCannotTouchAVisit(t *testing.T) {

@@ -85,7 +85,7 @@ func (e *env) count(t testing.TB, table string) int {
 func (e *env) rowCounts(t testing.TB) map[string]int {
 	out := map[string]int{}
 	for _, tb := range []string{"messages", "visits", "fee_lines", "settlements", "ledger_txns", "ledger_entries",
-		"chain_heads", "outbox", "person_counters"} {
+		"chain_heads", "outbox_events", "person_counters"} {
 		out[tb] = e.count(t, tb)
 	}
 	return out

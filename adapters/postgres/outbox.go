@@ -17,12 +17,13 @@ import (
 // The outbox relay's side of the database (the relay itself is
 // adapters/kafka). Every ledger transaction writes its event to the outbox in
 // the transaction that made it (AppendLedger); relays read the rows of the
-// partitions they lease, publish them, and mark them published.
+// partitions they lease, publish them, and delete them (migration 0009: the
+// outbox is a queue of what is still to publish; the ledger is the record).
 //
 // Leases: outbox_leases holds one row per outbox partition, (part, owner,
 // expires_at). A relay claims or renews a partition with a conditional upsert
 // that succeeds only when the row is absent, expired, or already its own, in
-// one SERIALIZABLE transaction; it marks rows published only in a
+// one SERIALIZABLE transaction; it deletes published rows only in a
 // transaction that also updates its lease row under the condition that it
 // is still the owner and the lease is unexpired, so a takeover and a late
 // mark can never both commit. Times are the database's now(), so relays on
@@ -32,9 +33,18 @@ import (
 // batches, never while publishing them) and one below claims free or
 // expired ones.
 
-// OutboxParts is how many partitions the outbox is split into (outbox.part
+// OutboxParts is how many partitions the outbox is split into (part
 // is 0..OutboxParts-1, see OutboxPart): the unit a relay leases.
 const OutboxParts = outboxParts
+
+// OutboxRef names an outbox row by the ledger transaction that wrote it.
+type OutboxRef struct {
+	Chain string
+	Seq   int64
+}
+
+// Ref is the event's row, for MarkOutboxPublished.
+func (e *OutboxEvent) Ref() OutboxRef { return OutboxRef{Chain: e.Chain, Seq: e.Seq} }
 
 // OutboxEvent is one row of the outbox.
 type OutboxEvent struct {
@@ -49,7 +59,8 @@ type OutboxEvent struct {
 }
 
 // ErrLeaseLost says a relay no longer holds the partition it tried to mark:
-// its lease expired and may have been taken over. Nothing was marked.
+// its lease expired and may have been taken over. Nothing was marked (no
+// row deleted).
 var ErrLeaseLost = errors.New("postgres: outbox lease lost")
 
 // OutboxLease is a row of outbox_leases, for monitoring and tests.
@@ -185,7 +196,8 @@ func (s *Store) LeaseOutbox(ctx context.Context, owner string, ttl time.Duration
 }
 
 // PendingOutbox returns up to limit unpublished events of a partition in
-// (chain, seq) order: each person's events in the order they committed. It
+// (chain, seq) order: each person's events in the order they committed, a
+// range of the primary key (part, chain, seq). It
 // reads at READ COMMITTED, one statement: committed rows are all it needs
 // (a chain's seq n+1 commits only after seq n, so a snapshot holding one
 // holds the other), and a SERIALIZABLE read would make settlements that
@@ -213,7 +225,7 @@ func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]OutboxEve
 				}
 				return rows.Err()
 			}, `SELECT chain, seq, part, event_id, event_type, event_key, payload, created_at
-				FROM outbox WHERE part = $1 AND published_at IS NULL ORDER BY chain, seq LIMIT $2`, part, limit)
+				FROM outbox_events WHERE part = $1 ORDER BY part, chain, seq LIMIT $2`, part, limit)
 			return nil // pipelined sends the read with BEGIN and COMMIT
 		})
 	})
@@ -223,15 +235,20 @@ func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]OutboxEve
 	return out, nil
 }
 
-// MarkOutboxPublished marks events of a partition published, in a
-// SERIALIZABLE transaction that first updates owner's lease row on the
-// condition that owner still holds an unexpired lease on part: a concurrent
-// takeover conflicts with it, so either the mark commits under the lease or
-// nothing is marked and ErrLeaseLost is returned. It returns how many rows
-// it marked (rows already marked are left alone).
-func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int, ids []string) (int, error) {
-	if len(ids) == 0 {
+// MarkOutboxPublished marks events of a partition published by deleting
+// them, in a SERIALIZABLE transaction that first updates owner's lease row
+// on the condition that owner still holds an unexpired lease on part: a
+// concurrent takeover conflicts with it, so either the delete commits under
+// the lease or nothing is deleted and ErrLeaseLost is returned. It returns
+// how many rows it deleted (a key no longer there, published by another
+// relay, counts nothing).
+func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []OutboxRef) (int, error) {
+	if len(refs) == 0 {
 		return 0, nil
+	}
+	chains, seqs := make([]string, len(refs)), make([]int64, len(refs))
+	for i, k := range refs {
+		chains[i], seqs[i] = k.Chain, k.Seq
 	}
 	var n int
 	// Two round trips: BEGIN with the lease's update, whose outcome decides
@@ -250,18 +267,17 @@ func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int,
 		if !held {
 			return ErrLeaseLost
 		}
-		// IN (SELECT unnest(...)), not = ANY($1): PostgreSQL may test
-		// ANY's array element by element for every row of the partition,
-		// quadratic in the batch, where the subquery becomes a hash join.
+		// Each key a primary-key lookup: the part with a (chain, seq) pair
+		// of the two arrays, unnested side by side.
 		t.queue(func(tag pgconn.CommandTag, err error) error {
 			n = int(tag.RowsAffected())
 			return err
-		}, `UPDATE outbox SET published_at = now()
-			WHERE event_id IN (SELECT unnest($1::TEXT[])) AND part = $2 AND published_at IS NULL`, ids, part)
+		}, `DELETE FROM outbox_events
+			WHERE part = $1 AND (chain, seq) IN (SELECT * FROM unnest($2::TEXT[], $3::INT8[]))`, part, chains, seqs)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("marking %d events of outbox partition %d published: %w", len(ids), part, err)
+		return 0, fmt.Errorf("marking %d events of outbox partition %d published: %w", len(refs), part, err)
 	}
 	return n, nil
 }
@@ -303,7 +319,7 @@ func (s *Store) OutboxLeases(ctx context.Context) ([]OutboxLease, error) {
 // OutboxBacklog is the number of events not yet published.
 func (s *Store) OutboxBacklog(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox_events`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting the outbox backlog: %w", err)
 	}
 	return n, nil

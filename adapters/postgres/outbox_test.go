@@ -3,13 +3,17 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -47,16 +51,16 @@ func TestOutboxPendingInCommitOrderAndMarkedUnderLease(t *testing.T) {
 	require.Equal(t, evs[:2], limited)
 
 	// No lease: nothing is marked.
-	_, err = e.store.MarkOutboxPublished(ctx, "relay-a", part, []string{evs[0].ID})
+	_, err = e.store.MarkOutboxPublished(ctx, "relay-a", part, []postgres.OutboxRef{evs[0].Ref()})
 	require.ErrorIs(t, err, postgres.ErrLeaseLost)
 
 	parts, err := e.store.LeaseOutbox(ctx, "relay-a", time.Minute)
 	require.NoError(t, err)
 	require.Len(t, parts, postgres.OutboxParts, "a lone relay holds every partition")
-	n, err := e.store.MarkOutboxPublished(ctx, "relay-a", part, []string{evs[0].ID, evs[1].ID})
+	n, err := e.store.MarkOutboxPublished(ctx, "relay-a", part, []postgres.OutboxRef{evs[0].Ref(), evs[1].Ref()})
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
-	n, err = e.store.MarkOutboxPublished(ctx, "relay-a", part, []string{evs[1].ID})
+	n, err = e.store.MarkOutboxPublished(ctx, "relay-a", part, []postgres.OutboxRef{evs[1].Ref()})
 	require.NoError(t, err)
 	require.Zero(t, n, "marking twice changes nothing")
 	rest, err := e.store.PendingOutbox(ctx, part, 100)
@@ -91,7 +95,7 @@ func TestOutboxLeasesAreSharedAndTakenOverOnExpiry(t *testing.T) {
 	b, err = e.store.LeaseOutbox(ctx, "relay-b", time.Minute)
 	require.NoError(t, err)
 	require.Len(t, b, 16)
-	_, err = e.store.MarkOutboxPublished(ctx, "relay-a", a[0], []string{"E-whatever"})
+	_, err = e.store.MarkOutboxPublished(ctx, "relay-a", a[0], []postgres.OutboxRef{{Chain: "psn:nobody", Seq: 1}})
 	require.True(t, errors.Is(err, postgres.ErrLeaseLost), "a late mark of a lost partition is refused: %v", err)
 	a, err = e.store.LeaseOutbox(ctx, "relay-a", time.Minute)
 	require.NoError(t, err)
@@ -150,4 +154,59 @@ func intersect(a, b []int) []int {
 		}
 	}
 	return out
+}
+
+// Migration 0009 turns the outbox into a queue: the events not yet
+// published move to outbox_events, the published ones go with the old
+// table. Run again (as after a crash between its DROP and its record in
+// schema_migrations), it succeeds and changes nothing.
+func TestMigrationToOutboxQueueKeepsUnpublishedEvents(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDB(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	// The outbox as 0001 and 0002 made it, with one published and two
+	// unpublished events.
+	for _, sql := range []string{
+		`DROP TABLE outbox_events`,
+		`CREATE TABLE outbox (chain TEXT NOT NULL, seq BIGINT NOT NULL, part INT NOT NULL,
+			event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, event_key TEXT NOT NULL,
+			payload TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, published_at TIMESTAMPTZ,
+			PRIMARY KEY (chain, seq))`,
+		`CREATE INDEX outbox_pending ON outbox (part, chain, seq) WHERE published_at IS NULL`,
+		`INSERT INTO outbox VALUES
+			('psn:a', 1, 3, 'E-1', 'settlement.settled', 'a', '{"n":1}', now(), now()),
+			('psn:a', 2, 3, 'E-2', 'settlement.cancelled', 'a', '{"n":2}', now(), NULL),
+			('psn:b', 1, 7, 'E-3', 'settlement.settled', 'b', '{"n":3}', now(), NULL)`,
+	} {
+		_, err := pool.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	events := func() []string {
+		rows, err := pool.Query(ctx, `SELECT part, chain, seq, event_id, event_type, event_key, payload FROM outbox_events ORDER BY part, chain, seq`)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var part int
+			var seq int64
+			var chain, id, typ, key, payload string
+			err := r.Scan(&part, &chain, &seq, &id, &typ, &key, &payload)
+			return fmt.Sprintf("%d %s %d %s %s %s %s", part, chain, seq, id, typ, key, payload), err
+		})
+		require.NoError(t, err)
+		return out
+	}
+	want := []string{
+		`3 psn:a 2 E-2 settlement.cancelled a {"n":2}`,
+		`7 psn:b 1 E-3 settlement.settled b {"n":3}`,
+	}
+	for range 2 {
+		_, err = pool.Exec(ctx, `DELETE FROM schema_migrations WHERE version = '0009_outbox_queue'`)
+		require.NoError(t, err)
+		require.NoError(t, postgres.Migrate(ctx, pool))
+		require.Equal(t, want, events())
+		var old *string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('outbox')::TEXT`).Scan(&old))
+		require.Nil(t, old, "the old outbox is dropped")
+	}
 }

@@ -1096,8 +1096,8 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 		t.queue(wrapErr("appending the entries of ledger txn %s", lt.ID), insertEntries(len(lt.Entries)), args...)
 	}
 	if ev != nil {
-		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox (chain, seq, part, event_id, event_type, event_key, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.Chain, lt.Seq, OutboxPart(ev.Key), ev.ID, ev.Type, ev.Key,
+		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox_events (part, chain, seq, event_id, event_type, event_key, payload, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, OutboxPart(ev.Key), lt.Chain, lt.Seq, ev.ID, ev.Type, ev.Key,
 			string(ev.Payload), lt.Time)
 	}
 	return nil
