@@ -18,7 +18,7 @@ func BenchmarkSettlementEventJSON(b *testing.B) {
 		Setlinfo: rules.Setlinfo{MedfeeSumamt: 12345, InscpScpAmt: 12000, HifpPay: 8400, FundPaySumamt: 8400,
 			PsnPartAmt: 3945, PsnCashPay: 3945},
 		Setldetail: []rules.FundPayment{{FundPayType: "310100", FundPayamt: 8400}},
-		Lines: []EventLine{{Code: "X1", Cnt: "1", Amount: 10000}, {Code: "X2", Cnt: "2", Amount: 2345}}}
+		Lines:      []EventLine{{Code: "X1", Cnt: "1", Amount: 10000}, {Code: "X2", Cnt: "2", Amount: 2345}}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := json.Marshal(&ev); err != nil {
