@@ -364,7 +364,7 @@ func (s *Store) listPage(ctx context.Context, q console.ListQuery, where string,
 }
 
 // ConsoleSettlement implements console.Reader: primary-key lookups only
-// (and the visit's other settlements by settlements_by_visit).
+// (and the visit's other settlements through the person's ledger chain).
 func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*console.Detail, error) {
 	var out *console.Detail
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(ptx pgx.Tx) error {
@@ -393,9 +393,18 @@ func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*
 				}
 			}
 		}
+		// The visit's other settlements are the person's: found through
+		// the person's ledger chain (an index range of ledger_txns), then
+		// by primary key. An index of settlements by visit would cost every
+		// settlement an entry for this page alone (migration 0010).
+		chain := settlement.ChainOf(st.PsnNo)
+		if d.Txn != nil {
+			chain = d.Txn.Chain
+		}
 		rows, err := ptx.Query(ctx, `SELECT `+listCols+` FROM settlements
-			WHERE mdtrt_id = $1 AND setl_id <> $2 AND (insuplc_admdvs = $3 OR mdtrtarea_admvs = $3)
-			ORDER BY setl_time, setl_id LIMIT 100`, st.MdtrtID, st.SetlID, region)
+			WHERE setl_id IN (SELECT setl_id FROM ledger_txns WHERE chain = $1)
+			AND mdtrt_id = $2 AND setl_id <> $3 AND (insuplc_admdvs = $4 OR mdtrtarea_admvs = $4)
+			ORDER BY setl_time, setl_id LIMIT 100`, chain, st.MdtrtID, st.SetlID, region)
 		if err != nil {
 			return fmt.Errorf("reading settlements of visit %s: %w", st.MdtrtID, err)
 		}
