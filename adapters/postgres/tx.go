@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,8 @@ type tx struct {
 	// Put* is a plain UPDATE, cheaper than an upsert (a HOT update when no
 	// indexed column changes).
 	stored map[string]bool
+	// ones is the last group of one-row updates queued (see queueOne).
+	ones *oneUpdates
 	// prepare, when set, prepares a batch's statements before it is sent
 	// (see prepared).
 	prepare func(ctx context.Context, b *pgx.Batch) error
@@ -59,17 +63,123 @@ func (t *tx) found(key string) {
 // transaction, even when COMMIT follows in the same batch. A check of the
 // command tag on the client would come too late for that (see
 // Store.pipelined).
+//
+// Consecutive one-row updates of different tables travel as one statement,
+// an UPDATE per WITH clause, dividing by the product of their counts: a
+// settlement's three (visit, counters, chain head) cost the server one
+// statement's start and end instead of three. Only consecutive ones, so no
+// statement moves past another; only of different tables, because the
+// clauses of one statement share a snapshot and cannot see each other's
+// changes.
 func (t *tx) queueOne(format string, fmtArgs []any, update string, args ...any) {
-	t.queue(func(_ pgconn.CommandTag, err error) error {
-		if sqlState(err) == "22012" {
-			err = errors.New("no such row")
-		}
-		if err != nil {
-			return fmt.Errorf(format+": %w", append(fmtArgs, err)...)
-		}
-		return nil
-	}, `WITH changed AS (`+update+` RETURNING 1) SELECT 1 / count(*) FROM changed`, args...)
+	table := updatedTable(update)
+	if g := t.ones; g != nil && g.at == len(t.results)-1 && table != "" && !slices.Contains(g.tables, table) {
+		g.add(table, format, fmtArgs, update, args)
+		return
+	}
+	g := &oneUpdates{}
+	g.add(table, format, fmtArgs, update, args)
+	g.q, g.at = t.pending.Queue(g.sql, g.args...), len(t.results)
+	t.results = append(t.results, func(br pgx.BatchResults) error {
+		_, err := br.Exec()
+		return g.check(err)
+	})
+	t.ones = g
 }
+
+// oneUpdates is a statement of one-row updates (queueOne), growing while
+// they come one after another.
+type oneUpdates struct {
+	q       *pgx.QueuedQuery
+	at      int // its index in tx.results
+	tables  []string
+	updates []string
+	what    []func() string
+	sql     string
+	args    []any
+}
+
+func (g *oneUpdates) add(table, format string, fmtArgs []any, update string, args []any) {
+	g.tables = append(g.tables, table)
+	g.updates = append(g.updates, renumber(update, len(g.args)))
+	g.what = append(g.what, func() string { return fmt.Sprintf(format, fmtArgs...) })
+	g.args = append(g.args, args...)
+	g.sql = oneUpdatesSQL(g.updates)
+	if g.q != nil {
+		g.q.SQL, g.q.Arguments = g.sql, g.args
+	}
+}
+
+// check names every update of the group in an error: the server does not
+// say which one found no row.
+func (g *oneUpdates) check(err error) error {
+	if err == nil {
+		return nil
+	}
+	what := make([]string, len(g.what))
+	for i, w := range g.what {
+		what[i] = w()
+	}
+	if sqlState(err) == "22012" {
+		if len(what) == 1 {
+			return fmt.Errorf("%s: no such row", what[0])
+		}
+		return fmt.Errorf("%s: one of them found no such row", strings.Join(what, "; "))
+	}
+	return fmt.Errorf("%s: %w", strings.Join(what, "; "), err)
+}
+
+// updatedTable is the table an UPDATE statement names ("" for another
+// statement, which then travels alone).
+func updatedTable(update string) string {
+	f := strings.Fields(update)
+	if len(f) < 2 || !strings.EqualFold(f[0], "UPDATE") {
+		return ""
+	}
+	return f[1]
+}
+
+var paramRE = regexp.MustCompile(`\$(\d+)`)
+
+// renumber shifts the parameters $1, $2... of sql by off.
+func renumber(sql string, off int) string {
+	if off == 0 {
+		return sql
+	}
+	return paramRE.ReplaceAllStringFunc(sql, func(p string) string {
+		n, _ := strconv.Atoi(p[1:])
+		return "$" + strconv.Itoa(n+off)
+	})
+}
+
+// oneUpdatesSQL is the statement of a group of one-row updates, built once
+// per sequence of updates (a settlement sends the same few again and again).
+func oneUpdatesSQL(updates []string) string {
+	key := strings.Join(updates, "\x00")
+	if sql, ok := onesSQL.Load(key); ok {
+		return sql.(string)
+	}
+	var b strings.Builder
+	b.WriteString("WITH ")
+	for i, u := range updates {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "changed%d AS (%s RETURNING 1)", i, u)
+	}
+	b.WriteString(" SELECT 1 / (")
+	for i := range updates {
+		if i > 0 {
+			b.WriteString(" * ")
+		}
+		fmt.Fprintf(&b, "(SELECT count(*) FROM changed%d)", i)
+	}
+	b.WriteString(")")
+	v, _ := onesSQL.LoadOrStore(key, b.String())
+	return v.(string)
+}
+
+var onesSQL sync.Map // updates joined by NUL → oneUpdatesSQL(updates)
 
 // querier is what tx needs of a pgx.Tx or of a connection whose
 // transaction it manages itself (Store.pipelined).
@@ -196,7 +306,7 @@ func (t *tx) flush(ctx context.Context) error {
 	}
 	results := t.results
 	b := t.pending
-	t.pending, t.results = pgx.Batch{}, nil
+	t.pending, t.results, t.ones = pgx.Batch{}, nil, nil
 	if t.prepare != nil {
 		if err := t.prepare(ctx, &b); err != nil {
 			return err
