@@ -257,14 +257,14 @@ func (e *Engine) commitSide(ctx context.Context, tx Tx, s *Settlement, kind stri
 	t := &LedgerTxn{ID: NewID("T"), Chain: chain, Kind: kind, SetlID: s.SetlID, Time: s.SetlTime, Entries: SettlementEntries(s)}
 	t.Seal(head.Seq, head.Hash)
 	s.LedgerTxnID = t.ID
-	if err := tx.PutSettlement(ctx, s); err != nil {
-		return err
-	}
 	ev, err := settlementEvent(s, kind, t)
 	if err != nil {
 		return err
 	}
-	return tx.AppendLedger(ctx, t, ev)
+	if err := tx.AppendLedger(ctx, t, ev); err != nil {
+		return err
+	}
+	return tx.PutSettlement(ctx, s)
 }
 
 func remoteDigest(v any) string {

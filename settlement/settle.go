@@ -101,11 +101,11 @@ func (e *Engine) Settle(ctx context.Context, msg Msg, in SettleInput) (SettleAns
 				return nil, err // a remoteClaim among them
 			}
 			s.SetlID, s.Msgid = setlID, msg.ID
-			if err := e.commit(ctx, tx, s, yc, TxnSettle); err != nil {
+			v.Status = VisitSettled
+			if err := tx.PutVisit(ctx, v); err != nil {
 				return nil, err
 			}
-			v.Status = VisitSettled
-			return s, tx.PutVisit(ctx, v)
+			return s, e.commit(ctx, tx, s, yc, TxnSettle)
 		})
 		return err
 	})
@@ -223,12 +223,16 @@ func claimLine(sn, code, cnt, pric string, amount rules.Money) (rules.Line, erro
 	return rules.Line{SN: sn, Code: code, Cnt: c, Pric: p, Amount: amount.Decimal()}, nil
 }
 
-// commit writes a settlement (or reversal) with its counters and ledger transaction.
+// commit writes a settlement (or reversal) with its counters and ledger
+// transaction. The order of the writes is the store's business, not the
+// outcome's (one transaction); this one puts the person's rows first, the
+// visit's (written just before by the callers that change it), counters and
+// chain head, one after another, where a store may send them together.
 func (e *Engine) commit(ctx context.Context, tx Tx, s *Settlement, yc YearCounters, kind string) error {
-	if err := e.commitSide(ctx, tx, s, kind); err != nil {
+	if err := tx.PutCounters(ctx, yc); err != nil {
 		return err
 	}
-	return tx.PutCounters(ctx, yc)
+	return e.commitSide(ctx, tx, s, kind)
 }
 
 // CancelInput is 2208/2305/2103.
