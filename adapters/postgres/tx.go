@@ -43,8 +43,8 @@ type tx struct {
 	// Put* is a plain UPDATE, cheaper than an upsert (a HOT update when no
 	// indexed column changes).
 	stored map[string]bool
-	// ones is the last group of one-row updates queued (see queueOne).
-	ones *oneUpdates
+	// group is the last group of writes queued (see queueOne, queueInsert).
+	group *group
 	// prepare, when set, prepares a batch's statements before it is sent
 	// (see prepared).
 	prepare func(ctx context.Context, b *pgx.Batch) error
@@ -64,55 +64,72 @@ func (t *tx) found(key string) {
 // command tag on the client would come too late for that (see
 // Store.pipelined).
 //
-// Consecutive one-row updates of different tables travel as one statement,
-// an UPDATE per WITH clause, dividing by the product of their counts: a
-// settlement's three (visit, counters, chain head) cost the server one
-// statement's start and end instead of three. Only consecutive ones, so no
-// statement moves past another; only of different tables, because the
-// clauses of one statement share a snapshot and cannot see each other's
-// changes.
+// Consecutive one-row updates of different tables travel as one statement
+// (see group), dividing by the product of their counts: a settlement's
+// three (visit, counters, chain head) cost the server one statement instead
+// of three.
 func (t *tx) queueOne(format string, fmtArgs []any, update string, args ...any) {
-	table := updatedTable(update)
-	if g := t.ones; g != nil && g.at == len(t.results)-1 && table != "" && !slices.Contains(g.tables, table) {
-		g.add(table, format, fmtArgs, update, args)
+	t.queueGrouped(true, format, fmtArgs, update, args)
+}
+
+// queueInsert defers an INSERT whose outcome nothing inspects but its
+// error. Consecutive ones into different tables travel as one statement
+// (see group): a settlement's ledger transaction, entries, outbox event and
+// settlement row cost the server one statement instead of four.
+func (t *tx) queueInsert(format string, fmtArgs []any, insert string, args ...any) {
+	t.queueGrouped(false, format, fmtArgs, insert, args)
+}
+
+func (t *tx) queueGrouped(one bool, format string, fmtArgs []any, sql string, args []any) {
+	table := writtenTable(sql)
+	if g := t.group; g != nil && g.one == one && g.at == len(t.results)-1 && table != "" && !slices.Contains(g.tables, table) {
+		g.add(table, format, fmtArgs, sql, args)
 		return
 	}
-	g := &oneUpdates{}
-	g.add(table, format, fmtArgs, update, args)
+	g := &group{one: one}
+	g.add(table, format, fmtArgs, sql, args)
 	g.q, g.at = t.pending.Queue(g.sql, g.args...), len(t.results)
 	t.results = append(t.results, func(br pgx.BatchResults) error {
 		_, err := br.Exec()
 		return g.check(err)
 	})
-	t.ones = g
+	t.group = g
 }
 
-// oneUpdates is a statement of one-row updates (queueOne), growing while
-// they come one after another.
-type oneUpdates struct {
-	q       *pgx.QueuedQuery
-	at      int // its index in tx.results
-	tables  []string
-	updates []string
-	what    []func() string
-	sql     string
-	args    []any
+// group is one statement made of writes queued one after another, each in a
+// WITH clause but the last: one-row updates (the statement then divides by
+// the product of their counts), or inserts. Only consecutive writes join,
+// so no statement moves past another; only writes of different tables,
+// because the clauses of one statement share a snapshot and cannot see each
+// other's changes. The server runs the clauses in an order of its choosing:
+// a group's writes must not depend on each other (and its inserts must not
+// be what decides a conflict that a read in the transaction did not see
+// coming, like a chain's head: AppendLedger sends that before, apart).
+type group struct {
+	one    bool // one-row updates, else inserts
+	q      *pgx.QueuedQuery
+	at     int // its index in tx.results
+	tables []string
+	writes []string
+	what   []func() string
+	sql    string
+	args   []any
 }
 
-func (g *oneUpdates) add(table, format string, fmtArgs []any, update string, args []any) {
+func (g *group) add(table, format string, fmtArgs []any, sql string, args []any) {
 	g.tables = append(g.tables, table)
-	g.updates = append(g.updates, renumber(update, len(g.args)))
+	g.writes = append(g.writes, renumber(sql, len(g.args)))
 	g.what = append(g.what, func() string { return fmt.Sprintf(format, fmtArgs...) })
 	g.args = append(g.args, args...)
-	g.sql = oneUpdatesSQL(g.updates)
+	g.sql = groupSQL(g.one, g.writes)
 	if g.q != nil {
 		g.q.SQL, g.q.Arguments = g.sql, g.args
 	}
 }
 
-// check names every update of the group in an error: the server does not
-// say which one found no row.
-func (g *oneUpdates) check(err error) error {
+// check names every write of the group in an error: the server does not
+// always say which one failed.
+func (g *group) check(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -120,7 +137,7 @@ func (g *oneUpdates) check(err error) error {
 	for i, w := range g.what {
 		what[i] = w()
 	}
-	if sqlState(err) == "22012" {
+	if g.one && sqlState(err) == "22012" {
 		if len(what) == 1 {
 			return fmt.Errorf("%s: no such row", what[0])
 		}
@@ -129,14 +146,18 @@ func (g *oneUpdates) check(err error) error {
 	return fmt.Errorf("%s: %w", strings.Join(what, "; "), err)
 }
 
-// updatedTable is the table an UPDATE statement names ("" for another
-// statement, which then travels alone).
-func updatedTable(update string) string {
-	f := strings.Fields(update)
-	if len(f) < 2 || !strings.EqualFold(f[0], "UPDATE") {
-		return ""
+// writtenTable is the table an UPDATE or INSERT statement names ("" for
+// another statement, which then travels alone).
+func writtenTable(sql string) string {
+	f := strings.Fields(sql)
+	switch {
+	case len(f) >= 2 && strings.EqualFold(f[0], "UPDATE"):
+		return f[1]
+	case len(f) >= 3 && strings.EqualFold(f[0], "INSERT") && strings.EqualFold(f[1], "INTO"):
+		table, _, _ := strings.Cut(f[2], "(")
+		return table
 	}
-	return f[1]
+	return ""
 }
 
 var paramRE = regexp.MustCompile(`\$(\d+)`)
@@ -152,34 +173,51 @@ func renumber(sql string, off int) string {
 	})
 }
 
-// oneUpdatesSQL is the statement of a group of one-row updates, built once
-// per sequence of updates (a settlement sends the same few again and again).
-func oneUpdatesSQL(updates []string) string {
-	key := strings.Join(updates, "\x00")
-	if sql, ok := onesSQL.Load(key); ok {
+// groupSQL is the statement of a group, built once per sequence of writes
+// (a settlement sends the same few again and again).
+func groupSQL(one bool, writes []string) string {
+	key := strconv.FormatBool(one) + "\x00" + strings.Join(writes, "\x00")
+	if sql, ok := groupsSQL.Load(key); ok {
 		return sql.(string)
 	}
 	var b strings.Builder
-	b.WriteString("WITH ")
-	for i, u := range updates {
-		if i > 0 {
-			b.WriteString(", ")
+	if one {
+		b.WriteString("WITH ")
+		for i, w := range writes {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "changed%d AS (%s RETURNING 1)", i, w)
 		}
-		fmt.Fprintf(&b, "changed%d AS (%s RETURNING 1)", i, u)
-	}
-	b.WriteString(" SELECT 1 / (")
-	for i := range updates {
-		if i > 0 {
-			b.WriteString(" * ")
+		b.WriteString(" SELECT 1 / (")
+		for i := range writes {
+			if i > 0 {
+				b.WriteString(" * ")
+			}
+			fmt.Fprintf(&b, "(SELECT count(*) FROM changed%d)", i)
 		}
-		fmt.Fprintf(&b, "(SELECT count(*) FROM changed%d)", i)
+		b.WriteString(")")
+	} else {
+		last := len(writes) - 1
+		if last > 0 {
+			b.WriteString("WITH ")
+		}
+		for i, w := range writes[:last] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "inserted%d AS (%s)", i, w)
+		}
+		if last > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(writes[last])
 	}
-	b.WriteString(")")
-	v, _ := onesSQL.LoadOrStore(key, b.String())
+	v, _ := groupsSQL.LoadOrStore(key, b.String())
 	return v.(string)
 }
 
-var onesSQL sync.Map // updates joined by NUL → oneUpdatesSQL(updates)
+var groupsSQL sync.Map // kind and writes joined by NUL → groupSQL
 
 // querier is what tx needs of a pgx.Tx or of a connection whose
 // transaction it manages itself (Store.pipelined).
@@ -306,7 +344,7 @@ func (t *tx) flush(ctx context.Context) error {
 	}
 	results := t.results
 	b := t.pending
-	t.pending, t.results, t.ones = pgx.Batch{}, nil, nil
+	t.pending, t.results, t.group = pgx.Batch{}, nil, nil
 	if t.prepare != nil {
 		if err := t.prepare(ctx, &b); err != nil {
 			return err
@@ -1069,7 +1107,7 @@ func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error 
 		role = settlement.RoleLocal
 	}
 	args = append(args, d.Admissions, string(s.Status), s.Reverses, s.Msgid, s.LedgerTxnID, string(role))
-	t.queue(wrapErr("storing settlement %s", s.SetlID), insertSettlement, args...)
+	t.queueInsert("storing settlement %s", []any{s.SetlID}, insertSettlement, args...)
 	return nil
 }
 
@@ -1195,7 +1233,7 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 		t.queueOne("advancing chain %s past seq %d", []any{lt.Chain, lt.Seq - 1},
 			`UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
 	}
-	t.queue(wrapErr("appending ledger txn %s", lt.ID), `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
+	t.queueInsert("appending ledger txn %s", []any{lt.ID}, `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)
 	if len(lt.Entries) > 0 {
 		args := make([]any, 0, 1+3*len(lt.Entries))
@@ -1203,10 +1241,10 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 		for i, e := range lt.Entries {
 			args = append(args, i, e.Account, e.Amount.String())
 		}
-		t.queue(wrapErr("appending the entries of ledger txn %s", lt.ID), insertEntries(len(lt.Entries)), args...)
+		t.queueInsert("appending the entries of ledger txn %s", []any{lt.ID}, insertEntries(len(lt.Entries)), args...)
 	}
 	if ev != nil {
-		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox_events (part, chain, seq, event_id, event_type, event_key, payload, created_at)
+		t.queueInsert("writing event %s to the outbox", []any{ev.ID}, `INSERT INTO outbox_events (part, chain, seq, event_id, event_type, event_key, payload, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, OutboxPart(ev.Key), lt.Chain, lt.Seq, ev.ID, ev.Type, ev.Key,
 			string(ev.Payload), lt.Time)
 	}
