@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -114,4 +115,43 @@ func TestPrefetchedReadsSeeTheTransactionsOwnWrites(t *testing.T) {
 		require.Equal(t, yc.Counters, gotCounters.Counters)
 		return nil
 	}))
+}
+
+// A visit's lines come in the order they were charged, then by feedetl_sn,
+// read ahead or not (the store sorts them, not the database).
+func TestLinesComeInChargeOrder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	at := func(sn, hhmm string) settlement.LineInput {
+		l := line(sn, "001101000010000", "1", "30.00", "30.00")
+		l.FeeTime = day(t, "2026-03-15").Add(mustDuration(t, hhmm))
+		return l
+	}
+	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11",
+		at("3", "10h00m"), at("10", "11h00m"), at("2", "10h00m"), at("1", "10h30m"))
+	want := []string{"2", "3", "1", "10"}
+	sns := func(lines []settlement.FeeLine) []string {
+		out := make([]string, len(lines))
+		for i, l := range lines {
+			out[i] = l.SN
+		}
+		return out
+	}
+	require.NoError(t, e.store.View(ctx, func(ctx context.Context, tx settlement.Tx) error {
+		lines, err := tx.Lines(ctx, mdtrt)
+		require.Equal(t, want, sns(lines), "read directly")
+		return err
+	}))
+	require.NoError(t, e.store.View(ctx, func(ctx context.Context, tx settlement.Tx) error {
+		tx.(settlement.Prefetcher).Prefetch(settlement.Prefetch{Visit: mdtrt})
+		lines, err := tx.Lines(ctx, mdtrt)
+		require.Equal(t, want, sns(lines), "read ahead")
+		return err
+	}))
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	require.NoError(t, err)
+	return d
 }

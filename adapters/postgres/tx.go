@@ -532,10 +532,23 @@ func (t *tx) prefetchVisit(id string) {
 		if v == nil {
 			return map[string]any{visit: v, lines: []settlement.FeeLine(nil)}, nil
 		}
+		sortLines(out)
 		return map[string]any{visit: v, lines: out}, nil
 	}, `SELECT v.*, l.* FROM (`+visitSQL+`) v
-		LEFT JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true
-		ORDER BY l.fee_ocur_time, l.feedetl_sn`, id)
+		LEFT JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true`, id)
+}
+
+// sortLines puts a visit's lines in the order they were charged (fee_ocur_time,
+// then feedetl_sn, byte by byte). Sorting here rather than in SQL spares the
+// server a sort on the settle path and makes the order the same whatever
+// the database's collation.
+func sortLines(lines []settlement.FeeLine) {
+	slices.SortFunc(lines, func(a, b settlement.FeeLine) int {
+		if c := a.FeeTime.Compare(b.FeeTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SN, b.SN)
+	})
 }
 
 // nullable wraps scan destinations (pointers) for columns that may all be
@@ -917,7 +930,7 @@ func (t *tx) PutVisit(ctx context.Context, v *settlement.Visit) error {
 }
 
 const linesSQL = `SELECT ` + feeLineCols + ` FROM fee_lines
-	WHERE mdtrt_id = $1 AND NOT withdrawn ORDER BY fee_ocur_time, feedetl_sn`
+	WHERE mdtrt_id = $1 AND NOT withdrawn`
 
 func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, error) {
 	if v, ok, err := t.take(ctx, "lines:"+mdtrtID); ok {
@@ -928,7 +941,9 @@ func (t *tx) Lines(ctx context.Context, mdtrtID string) ([]settlement.FeeLine, e
 	if err != nil {
 		return nil, fmt.Errorf("reading lines of %s: %w", mdtrtID, err)
 	}
-	return scanFeeLines(rows, mdtrtID)
+	lines, err := scanFeeLines(rows, mdtrtID)
+	sortLines(lines)
+	return lines, err
 }
 
 // feeLineCols are the columns scanFeeLines reads.
