@@ -121,7 +121,7 @@ func (g *group) add(table, format string, fmtArgs []any, sql string, args []any)
 	g.writes = append(g.writes, renumber(sql, len(g.args)))
 	g.what = append(g.what, func() string { return fmt.Sprintf(format, fmtArgs...) })
 	g.args = append(g.args, args...)
-	g.sql = groupSQL(g.one, g.writes)
+	g.sql = groupSQL(g.one, g.sql, g.writes)
 	if g.q != nil {
 		g.q.SQL, g.q.Arguments = g.sql, g.args
 	}
@@ -162,21 +162,35 @@ func writtenTable(sql string) string {
 
 var paramRE = regexp.MustCompile(`\$(\d+)`)
 
-// renumber shifts the parameters $1, $2... of sql by off.
+// renumber shifts the parameters $1, $2... of sql by off, once per
+// statement and offset (a settlement sends the same few again and again).
 func renumber(sql string, off int) string {
 	if off == 0 {
 		return sql
 	}
-	return paramRE.ReplaceAllStringFunc(sql, func(p string) string {
+	key := renumberKey{sql, off}
+	if v, ok := renumbered.Load(key); ok {
+		return v.(string)
+	}
+	v, _ := renumbered.LoadOrStore(key, paramRE.ReplaceAllStringFunc(sql, func(p string) string {
 		n, _ := strconv.Atoi(p[1:])
 		return "$" + strconv.Itoa(n+off)
-	})
+	}))
+	return v.(string)
 }
 
-// groupSQL is the statement of a group, built once per sequence of writes
-// (a settlement sends the same few again and again).
-func groupSQL(one bool, writes []string) string {
-	key := strconv.FormatBool(one) + "\x00" + strings.Join(writes, "\x00")
+type renumberKey struct {
+	sql string
+	off int
+}
+
+var renumbered sync.Map // renumberKey → renumber's result
+
+// groupSQL is the statement of a group of writes, prev the statement of all
+// but the last: built once per sequence of writes, looked up by the last
+// step (cheaper than by the whole sequence).
+func groupSQL(one bool, prev string, writes []string) string {
+	key := groupKey{one, prev, writes[len(writes)-1]}
 	if sql, ok := groupsSQL.Load(key); ok {
 		return sql.(string)
 	}
@@ -217,7 +231,12 @@ func groupSQL(one bool, writes []string) string {
 	return v.(string)
 }
 
-var groupsSQL sync.Map // kind and writes joined by NUL → groupSQL
+type groupKey struct {
+	one        bool
+	prev, last string
+}
+
+var groupsSQL sync.Map // groupKey → groupSQL's result
 
 // querier is what tx needs of a pgx.Tx or of a connection whose
 // transaction it manages itself (Store.pipelined).
