@@ -497,13 +497,15 @@ func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settleme
 // Prefetch queues the reads k names, to travel with the next statement sent
 // (see settlement.Prefetcher).
 func (t *tx) Prefetch(k settlement.Prefetch) {
-	if k.Visit != "" {
+	if k.Visit != "" && (k.Person == "" || k.Year == 0 || k.Chain == "") {
 		t.prefetchVisit(k.Visit)
 	}
 	if k.CertNo != "" && k.Year != 0 {
 		t.prefetchCert(k)
 	}
 	switch {
+	case k.Visit != "" && k.Person != "" && k.Year != 0 && k.Chain != "":
+		t.prefetchSettle(k)
 	case k.Person != "" && k.Year != 0 && k.Chain != "":
 		t.prefetchPerson(k)
 	case k.Person != "":
@@ -519,42 +521,63 @@ func (t *tx) Prefetch(k settlement.Prefetch) {
 func (t *tx) prefetchVisit(id string) {
 	visit, lines := "visit:"+id, "lines:"+id
 	t.readAheadAll([]string{visit, lines}, func(br pgx.BatchResults) (map[string]any, error) {
-		rows, err := br.Query()
+		v, ls, err := scanVisitLines(br, id, nil)
 		if err != nil {
-			return nil, fmt.Errorf("reading visit %s: %w", id, err)
+			return nil, err
 		}
-		defer rows.Close()
-		var v *settlement.Visit
-		out := []settlement.FeeLine{}
-		for rows.Next() {
-			var vr visitRow
-			var lr lineRow
-			lineDest, present := nullable(lr.dest())
-			if err := rows.Scan(append(vr.dest(), lineDest...)...); err != nil {
-				return nil, fmt.Errorf("reading visit %s: %w", id, err)
-			}
-			if v == nil {
-				v = vr.visit()
-			}
-			if !present() {
-				continue
-			}
-			l, err := lr.line(id)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, l)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("reading visit %s: %w", id, err)
-		}
-		if v == nil {
-			return map[string]any{visit: v, lines: []settlement.FeeLine(nil)}, nil
-		}
-		sortLines(out)
-		return map[string]any{visit: v, lines: out}, nil
+		return map[string]any{visit: v, lines: ls}, nil
 	}, `SELECT v.*, l.* FROM (`+visitSQL+`) v
 		LEFT JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true`, id)
+}
+
+// scanVisitLines reads the rows of a visit LEFT JOINed with its lines: the
+// visit's columns, then, when pa is not nil, those of a personAhead, then
+// the line's (NULL when the visit has none). The visit's and the person's
+// columns are the same on every row: scanned from the first, skipped after.
+// No row: no visit (nil), and no lines.
+func scanVisitLines(br pgx.BatchResults, id string, pa *personAhead) (*settlement.Visit, []settlement.FeeLine, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading visit %s: %w", id, err)
+	}
+	defer rows.Close()
+	var vr visitRow
+	first := vr.dest()
+	if pa != nil {
+		first = append(first, pa.dest()...)
+	}
+	var v *settlement.Visit
+	out := []settlement.FeeLine{}
+	for rows.Next() {
+		head := first
+		if v != nil {
+			head = make([]any, len(first)) // nil: skipped
+		}
+		var lr lineRow
+		lineDest, present := nullable(lr.dest())
+		if err := rows.Scan(append(head, lineDest...)...); err != nil {
+			return nil, nil, fmt.Errorf("reading visit %s: %w", id, err)
+		}
+		if v == nil {
+			v = vr.visit()
+		}
+		if !present() {
+			continue
+		}
+		l, err := lr.line(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading visit %s: %w", id, err)
+	}
+	if v == nil {
+		return nil, nil, nil
+	}
+	sortLines(out)
+	return v, out, nil
 }
 
 // sortLines puts a visit's lines in the order they were charged (fee_ocur_time,
@@ -568,6 +591,83 @@ func sortLines(lines []settlement.FeeLine) {
 		}
 		return strings.Compare(a.SN, b.SN)
 	})
+}
+
+// prefetchSettle reads what settling a visit reads, in one statement: the
+// visit and its lines (as prefetchVisit), and the person with their
+// counters of a year and their chain head (as prefetchPerson), whose columns
+// ride along on the visit's first row. No visit, no row: the person is then
+// read when asked.
+func (t *tx) prefetchSettle(k settlement.Prefetch) {
+	visit, lines := "visit:"+k.Visit, "lines:"+k.Visit
+	person, counters, chain := "person:"+k.Person, countersKey(k.Person, k.Year), "chain:"+k.Chain
+	t.readAheadAll([]string{visit, lines, person, counters, chain}, func(br pgx.BatchResults) (map[string]any, error) {
+		var pa personAhead
+		v, ls, err := scanVisitLines(br, k.Visit, &pa)
+		if err != nil || v == nil {
+			return map[string]any{visit: v, lines: ls}, err
+		}
+		vals := map[string]any{visit: v, lines: ls}
+		p, yc, h, err := pa.read(k.Year)
+		if err != nil {
+			return nil, err
+		}
+		vals[person] = p
+		if p != nil { // else counters and chain asked when needed
+			vals[counters], vals[chain] = yc, h
+		}
+		return vals, nil
+	}, `SELECT v.*, pc.*, l.* FROM (`+visitSQL+`) v
+		LEFT JOIN (SELECT p.*, c.*, h.seq, h.hash
+			FROM (SELECT `+personCols+` FROM persons WHERE psn_no = $2) p
+			LEFT JOIN (SELECT `+counterCols+` FROM person_counters WHERE psn_no = $2 AND year = $3) c ON true
+			LEFT JOIN chain_heads h ON h.chain = $4) pc ON true
+		LEFT JOIN (SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = $1 AND NOT withdrawn) l ON true`,
+		k.Visit, k.Person, k.Year, k.Chain)
+}
+
+// personAhead receives a person (personCols), their counters of a year
+// (counterCols) and their chain head (seq, hash), each of which may be NULL
+// as the outer side of a LEFT JOIN.
+type personAhead struct {
+	pr               personRow
+	m                [9]string
+	admissions       int
+	person, counters func() bool
+	seq              pgtype.Int8
+	hash             pgtype.Text
+}
+
+func (a *personAhead) dest() []any {
+	pd, person := nullable(a.pr.dest())
+	cd, counters := nullable([]any{&a.m[0], &a.m[1], &a.m[2], &a.m[3], &a.m[4], &a.m[5], &a.m[6], &a.m[7], &a.m[8], &a.admissions})
+	a.person, a.counters = person, counters
+	return append(append(pd, cd...), &a.seq, &a.hash)
+}
+
+// read returns the person (nil: no such person), their counters (nil: no
+// row for year, else a settlement.YearCounters) and their chain head (the
+// zero head when the chain has none).
+func (a *personAhead) read(year int) (*settlement.Person, any, settlement.ChainHead, error) {
+	var head settlement.ChainHead
+	if !a.person() {
+		return nil, nil, head, nil
+	}
+	p, err := a.pr.person()
+	if err != nil {
+		return nil, nil, head, err
+	}
+	if a.seq.Valid {
+		head = settlement.ChainHead{Seq: a.seq.Int64, Hash: a.hash.String}
+	}
+	if !a.counters() {
+		return p, nil, head, nil
+	}
+	yc := settlement.YearCounters{PsnNo: p.PsnNo, Year: year}
+	if err := countersFrom(&yc, a.m, a.admissions); err != nil {
+		return nil, nil, head, err
+	}
+	return p, yc, head, nil
 }
 
 // nullable wraps scan destinations (pointers) for columns that may all be
