@@ -63,29 +63,31 @@ func (t *tx) found(key string) {
 // transaction, even when COMMIT follows in the same batch. A check of the
 // command tag on the client would come too late for that (see
 // Store.pipelined).
+//
+// Consecutive one-row updates of different tables travel as one statement
+// (see group), dividing by the product of their counts: a settlement's
+// three (visit, counters, chain head) cost the server one statement instead
+// of three.
 func (t *tx) queueOne(format string, fmtArgs []any, update string, args ...any) {
 	t.queueGrouped(true, format, fmtArgs, update, args)
 }
 
 // queueInsert defers an INSERT whose outcome nothing inspects but its
-// error.
+// error. Consecutive ones into different tables travel as one statement
+// (see group): a settlement's ledger transaction, entries, outbox event and
+// settlement row cost the server one statement instead of four.
 func (t *tx) queueInsert(format string, fmtArgs []any, insert string, args ...any) {
 	t.queueGrouped(false, format, fmtArgs, insert, args)
 }
 
-// queueGrouped queues a one-row update (queueOne) or an insert
-// (queueInsert), joining it to the statement queued last when that is a
-// group it may join (see group): a settlement's seven writes (visit,
-// counters and chain head updated; ledger transaction, entries, outbox
-// event and settlement inserted) cost the server one statement.
 func (t *tx) queueGrouped(one bool, format string, fmtArgs []any, sql string, args []any) {
 	table := writtenTable(sql)
-	if g := t.group; g != nil && g.at == len(t.results)-1 && g.accepts(one, table) {
-		g.add(one, table, format, fmtArgs, sql, args)
+	if g := t.group; g != nil && g.one == one && g.at == len(t.results)-1 && table != "" && !slices.Contains(g.tables, table) {
+		g.add(table, format, fmtArgs, sql, args)
 		return
 	}
-	g := &group{}
-	g.add(one, table, format, fmtArgs, sql, args)
+	g := &group{one: one}
+	g.add(table, format, fmtArgs, sql, args)
 	g.q, g.at = t.pending.Queue(g.sql, g.args...), len(t.results)
 	t.results = append(t.results, func(br pgx.BatchResults) error {
 		_, err := br.Exec()
@@ -94,51 +96,32 @@ func (t *tx) queueGrouped(one bool, format string, fmtArgs []any, sql string, ar
 	t.group = g
 }
 
-// group is one statement made of writes queued one after another: one-row
-// updates, each in a WITH clause, then inserts. With updates, the statement
-// divides by the product of their counts; without, the last insert is the
-// statement itself and the others are WITH clauses.
-//
-// Only consecutive writes join, so no statement moves past another; only
-// writes of different tables, because the clauses of one statement share a
-// snapshot and cannot see each other's changes. Updates come first and the
-// main query reads them, so the server runs them before the inserts (it
-// runs clauses the main query does not read after it): a concurrent append
-// to a chain is then caught by the head's update, a serialization failure
-// that is retried, not by the ledger insert's unique key.
+// group is one statement made of writes queued one after another, each in a
+// WITH clause but the last: one-row updates (the statement then divides by
+// the product of their counts), or inserts. Only consecutive writes join,
+// so no statement moves past another; only writes of different tables,
+// because the clauses of one statement share a snapshot and cannot see each
+// other's changes. The server runs the clauses in an order of its choosing:
+// a group's writes must not depend on each other (and its inserts must not
+// be what decides a conflict that a read in the transaction did not see
+// coming, like a chain's head: AppendLedger sends that before, apart).
 type group struct {
-	q        *pgx.QueuedQuery
-	at       int // its index in tx.results
-	tables   []string
-	updates  []string // renumbered, in order
-	inserts  []string
-	what     []func() string // each write's description, in order
-	isUpdate []bool
-	sql      string
-	args     []any
+	one    bool // one-row updates, else inserts
+	q      *pgx.QueuedQuery
+	at     int // its index in tx.results
+	tables []string
+	writes []string
+	what   []func() string
+	sql    string
+	args   []any
 }
 
-// accepts says whether a write of table may join: an update only while
-// the group holds no insert, any write of a table not written yet.
-func (g *group) accepts(one bool, table string) bool {
-	if table == "" || slices.Contains(g.tables, table) {
-		return false
-	}
-	return !one || len(g.inserts) == 0
-}
-
-func (g *group) add(one bool, table, format string, fmtArgs []any, sql string, args []any) {
+func (g *group) add(table, format string, fmtArgs []any, sql string, args []any) {
 	g.tables = append(g.tables, table)
-	w := renumber(sql, len(g.args))
-	if one {
-		g.updates = append(g.updates, w)
-	} else {
-		g.inserts = append(g.inserts, w)
-	}
+	g.writes = append(g.writes, renumber(sql, len(g.args)))
 	g.what = append(g.what, func() string { return fmt.Sprintf(format, fmtArgs...) })
-	g.isUpdate = append(g.isUpdate, one)
 	g.args = append(g.args, args...)
-	g.sql = groupSQL(one, g.sql, g.updates, g.inserts)
+	g.sql = groupSQL(g.one, g.sql, g.writes)
 	if g.q != nil {
 		g.q.SQL, g.q.Arguments = g.sql, g.args
 	}
@@ -150,17 +133,14 @@ func (g *group) check(err error) error {
 	if err == nil {
 		return nil
 	}
-	noRow := len(g.updates) > 0 && sqlState(err) == "22012" // an update found no row
-	var what []string
+	what := make([]string, len(g.what))
 	for i, w := range g.what {
-		if !noRow || g.isUpdate[i] {
-			what = append(what, w())
-		}
+		what[i] = w()
 	}
-	switch {
-	case noRow && len(what) == 1:
-		return fmt.Errorf("%s: no such row", what[0])
-	case noRow:
+	if g.one && sqlState(err) == "22012" {
+		if len(what) == 1 {
+			return fmt.Errorf("%s: no such row", what[0])
+		}
 		return fmt.Errorf("%s: one of them found no such row", strings.Join(what, "; "))
 	}
 	return fmt.Errorf("%s: %w", strings.Join(what, "; "), err)
@@ -206,57 +186,53 @@ type renumberKey struct {
 
 var renumbered sync.Map // renumberKey → renumber's result
 
-// groupSQL is the statement of a group, prev the statement of all but its
-// last write: built once per sequence of writes, looked up by the last step
-// (cheaper than by the whole sequence).
-func groupSQL(one bool, prev string, updates, inserts []string) string {
-	last := inserts
-	if one {
-		last = updates
-	}
-	key := groupKey{one, prev, last[len(last)-1]}
+// groupSQL is the statement of a group of writes, prev the statement of all
+// but the last: built once per sequence of writes, looked up by the last
+// step (cheaper than by the whole sequence).
+func groupSQL(one bool, prev string, writes []string) string {
+	key := groupKey{one, prev, writes[len(writes)-1]}
 	if sql, ok := groupsSQL.Load(key); ok {
 		return sql.(string)
 	}
 	var b strings.Builder
-	clause := func(format string, i int, w string) {
-		if b.Len() == 0 {
-			b.WriteString("WITH ")
-		} else {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, format, i, w)
-	}
-	for i, w := range updates {
-		clause("changed%d AS (%s RETURNING 1)", i, w)
-	}
-	if len(updates) == 0 {
-		for i, w := range inserts[:len(inserts)-1] {
-			clause("inserted%d AS (%s)", i, w)
-		}
-		if b.Len() > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString(inserts[len(inserts)-1])
-	} else {
-		for i, w := range inserts {
-			clause("inserted%d AS (%s)", i, w)
+	if one {
+		b.WriteString("WITH ")
+		for i, w := range writes {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "changed%d AS (%s RETURNING 1)", i, w)
 		}
 		b.WriteString(" SELECT 1 / (")
-		for i := range updates {
+		for i := range writes {
 			if i > 0 {
 				b.WriteString(" * ")
 			}
 			fmt.Fprintf(&b, "(SELECT count(*) FROM changed%d)", i)
 		}
 		b.WriteString(")")
+	} else {
+		last := len(writes) - 1
+		if last > 0 {
+			b.WriteString("WITH ")
+		}
+		for i, w := range writes[:last] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "inserted%d AS (%s)", i, w)
+		}
+		if last > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(writes[last])
 	}
 	v, _ := groupsSQL.LoadOrStore(key, b.String())
 	return v.(string)
 }
 
 type groupKey struct {
-	one        bool // the last write is an update
+	one        bool
 	prev, last string
 }
 
