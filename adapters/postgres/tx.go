@@ -43,7 +43,7 @@ type tx struct {
 	// Put* is a plain UPDATE, cheaper than an upsert (a HOT update when no
 	// indexed column changes).
 	stored map[string]bool
-	// group is the last group of writes queued (see queueOne, queueInsert).
+	// group is the last group of one-row updates queued (see queueOne).
 	group *group
 	// prepare, when set, prepares a batch's statements before it is sent
 	// (see prepared).
@@ -67,27 +67,17 @@ func (t *tx) found(key string) {
 // Consecutive one-row updates of different tables travel as one statement
 // (see group), dividing by the product of their counts: a settlement's
 // three (visit, counters, chain head) cost the server one statement instead
-// of three.
+// of three. (Inserts travel alone: grouped in WITH clauses the same way, a
+// settlement's four made it slower, not faster, in paired BenchmarkSettle
+// runs.)
 func (t *tx) queueOne(format string, fmtArgs []any, update string, args ...any) {
-	t.queueGrouped(true, format, fmtArgs, update, args)
-}
-
-// queueInsert defers an INSERT whose outcome nothing inspects but its
-// error. Consecutive ones into different tables travel as one statement
-// (see group): a settlement's ledger transaction, entries, outbox event and
-// settlement row cost the server one statement instead of four.
-func (t *tx) queueInsert(format string, fmtArgs []any, insert string, args ...any) {
-	t.queueGrouped(false, format, fmtArgs, insert, args)
-}
-
-func (t *tx) queueGrouped(one bool, format string, fmtArgs []any, sql string, args []any) {
-	table := writtenTable(sql)
-	if g := t.group; g != nil && g.one == one && g.at == len(t.results)-1 && table != "" && !slices.Contains(g.tables, table) {
-		g.add(table, format, fmtArgs, sql, args)
+	table := updatedTable(update)
+	if g := t.group; g != nil && g.at == len(t.results)-1 && table != "" && !slices.Contains(g.tables, table) {
+		g.add(table, format, fmtArgs, update, args)
 		return
 	}
-	g := &group{one: one}
-	g.add(table, format, fmtArgs, sql, args)
+	g := &group{}
+	g.add(table, format, fmtArgs, update, args)
 	g.q, g.at = t.pending.Queue(g.sql, g.args...), len(t.results)
 	t.results = append(t.results, func(br pgx.BatchResults) error {
 		_, err := br.Exec()
@@ -96,39 +86,33 @@ func (t *tx) queueGrouped(one bool, format string, fmtArgs []any, sql string, ar
 	t.group = g
 }
 
-// group is one statement made of writes queued one after another, each in a
-// WITH clause but the last: one-row updates (the statement then divides by
-// the product of their counts), or inserts. Only consecutive writes join,
-// so no statement moves past another; only writes of different tables,
-// because the clauses of one statement share a snapshot and cannot see each
-// other's changes. The server runs the clauses in an order of its choosing:
-// a group's writes must not depend on each other (and its inserts must not
-// be what decides a conflict that a read in the transaction did not see
-// coming, like a chain's head: AppendLedger sends that before, apart).
+// group is one statement of one-row updates queued one after another, each
+// in a WITH clause. Only consecutive updates join, so no statement moves
+// past another; only updates of different tables, because the clauses of
+// one statement share a snapshot and cannot see each other's changes.
 type group struct {
-	one    bool // one-row updates, else inserts
-	q      *pgx.QueuedQuery
-	at     int // its index in tx.results
-	tables []string
-	writes []string
-	what   []func() string
-	sql    string
-	args   []any
+	q       *pgx.QueuedQuery
+	at      int // its index in tx.results
+	tables  []string
+	updates []string // renumbered, in order
+	what    []func() string
+	sql     string
+	args    []any
 }
 
-func (g *group) add(table, format string, fmtArgs []any, sql string, args []any) {
+func (g *group) add(table, format string, fmtArgs []any, update string, args []any) {
 	g.tables = append(g.tables, table)
-	g.writes = append(g.writes, renumber(sql, len(g.args)))
+	g.updates = append(g.updates, renumber(update, len(g.args)))
 	g.what = append(g.what, func() string { return fmt.Sprintf(format, fmtArgs...) })
 	g.args = append(g.args, args...)
-	g.sql = groupSQL(g.one, g.sql, g.writes)
+	g.sql = groupSQL(g.sql, g.updates)
 	if g.q != nil {
 		g.q.SQL, g.q.Arguments = g.sql, g.args
 	}
 }
 
-// check names every write of the group in an error: the server does not
-// always say which one failed.
+// check names every update of the group in an error: the server does not
+// say which one found no row.
 func (g *group) check(err error) error {
 	if err == nil {
 		return nil
@@ -137,27 +121,23 @@ func (g *group) check(err error) error {
 	for i, w := range g.what {
 		what[i] = w()
 	}
-	if g.one && sqlState(err) == "22012" {
-		if len(what) == 1 {
-			return fmt.Errorf("%s: no such row", what[0])
-		}
+	switch {
+	case sqlState(err) == "22012" && len(what) == 1:
+		return fmt.Errorf("%s: no such row", what[0])
+	case sqlState(err) == "22012":
 		return fmt.Errorf("%s: one of them found no such row", strings.Join(what, "; "))
 	}
 	return fmt.Errorf("%s: %w", strings.Join(what, "; "), err)
 }
 
-// writtenTable is the table an UPDATE or INSERT statement names ("" for
-// another statement, which then travels alone).
-func writtenTable(sql string) string {
-	f := strings.Fields(sql)
-	switch {
-	case len(f) >= 2 && strings.EqualFold(f[0], "UPDATE"):
-		return f[1]
-	case len(f) >= 3 && strings.EqualFold(f[0], "INSERT") && strings.EqualFold(f[1], "INTO"):
-		table, _, _ := strings.Cut(f[2], "(")
-		return table
+// updatedTable is the table an UPDATE statement names ("" for another
+// statement, which then travels alone).
+func updatedTable(update string) string {
+	f := strings.Fields(update)
+	if len(f) < 2 || !strings.EqualFold(f[0], "UPDATE") {
+		return ""
 	}
-	return ""
+	return f[1]
 }
 
 var paramRE = regexp.MustCompile(`\$(\d+)`)
@@ -186,55 +166,35 @@ type renumberKey struct {
 
 var renumbered sync.Map // renumberKey → renumber's result
 
-// groupSQL is the statement of a group of writes, prev the statement of all
-// but the last: built once per sequence of writes, looked up by the last
+// groupSQL is the statement of a group, prev the statement of all but its
+// last update: built once per sequence of updates, looked up by the last
 // step (cheaper than by the whole sequence).
-func groupSQL(one bool, prev string, writes []string) string {
-	key := groupKey{one, prev, writes[len(writes)-1]}
+func groupSQL(prev string, updates []string) string {
+	key := groupKey{prev, updates[len(updates)-1]}
 	if sql, ok := groupsSQL.Load(key); ok {
 		return sql.(string)
 	}
 	var b strings.Builder
-	if one {
-		b.WriteString("WITH ")
-		for i, w := range writes {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "changed%d AS (%s RETURNING 1)", i, w)
+	b.WriteString("WITH ")
+	for i, u := range updates {
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		b.WriteString(" SELECT 1 / (")
-		for i := range writes {
-			if i > 0 {
-				b.WriteString(" * ")
-			}
-			fmt.Fprintf(&b, "(SELECT count(*) FROM changed%d)", i)
-		}
-		b.WriteString(")")
-	} else {
-		last := len(writes) - 1
-		if last > 0 {
-			b.WriteString("WITH ")
-		}
-		for i, w := range writes[:last] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "inserted%d AS (%s)", i, w)
-		}
-		if last > 0 {
-			b.WriteString(" ")
-		}
-		b.WriteString(writes[last])
+		fmt.Fprintf(&b, "changed%d AS (%s RETURNING 1)", i, u)
 	}
+	b.WriteString(" SELECT 1 / (")
+	for i := range updates {
+		if i > 0 {
+			b.WriteString(" * ")
+		}
+		fmt.Fprintf(&b, "(SELECT count(*) FROM changed%d)", i)
+	}
+	b.WriteString(")")
 	v, _ := groupsSQL.LoadOrStore(key, b.String())
 	return v.(string)
 }
 
-type groupKey struct {
-	one        bool
-	prev, last string
-}
+type groupKey struct{ prev, last string }
 
 var groupsSQL sync.Map // groupKey → groupSQL's result
 
@@ -1241,7 +1201,7 @@ func (t *tx) PutSettlement(ctx context.Context, s *settlement.Settlement) error 
 		role = settlement.RoleLocal
 	}
 	args = append(args, d.Admissions, string(s.Status), s.Reverses, s.Msgid, s.LedgerTxnID, string(role))
-	t.queueInsert("storing settlement %s", []any{s.SetlID}, insertSettlement, args...)
+	t.queue(wrapErr("storing settlement %s", s.SetlID), insertSettlement, args...)
 	return nil
 }
 
@@ -1367,7 +1327,7 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 		t.queueOne("advancing chain %s past seq %d", []any{lt.Chain, lt.Seq - 1},
 			`UPDATE chain_heads SET seq = $2, hash = $3 WHERE chain = $1 AND seq = $4`, lt.Chain, lt.Seq, lt.Hash, lt.Seq-1)
 	}
-	t.queueInsert("appending ledger txn %s", []any{lt.ID}, `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
+	t.queue(wrapErr("appending ledger txn %s", lt.ID), `INSERT INTO ledger_txns (txn_id, chain, seq, prev_hash, hash, kind, setl_id, txn_time)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, lt.ID, lt.Chain, lt.Seq, lt.PrevHash, lt.Hash, lt.Kind, lt.SetlID, lt.Time)
 	if len(lt.Entries) > 0 {
 		args := make([]any, 0, 1+3*len(lt.Entries))
@@ -1375,10 +1335,10 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 		for i, e := range lt.Entries {
 			args = append(args, i, e.Account, e.Amount.String())
 		}
-		t.queueInsert("appending the entries of ledger txn %s", []any{lt.ID}, insertEntries(len(lt.Entries)), args...)
+		t.queue(wrapErr("appending the entries of ledger txn %s", lt.ID), insertEntries(len(lt.Entries)), args...)
 	}
 	if ev != nil {
-		t.queueInsert("writing event %s to the outbox", []any{ev.ID}, `INSERT INTO outbox_events (part, chain, seq, event_id, event_type, event_key, payload, created_at)
+		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox_events (part, chain, seq, event_id, event_type, event_key, payload, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, OutboxPart(ev.Key), lt.Chain, lt.Seq, ev.ID, ev.Type, ev.Key,
 			string(ev.Payload), lt.Time)
 	}
