@@ -224,10 +224,11 @@ func claimLine(sn, code, cnt, pric string, amount rules.Money) (rules.Line, erro
 }
 
 // commit writes a settlement (or reversal) with its counters and ledger
-// transaction. The order of the writes is the store's business, not the
-// outcome's (one transaction); this one puts the person's rows first, the
-// visit's (written just before by the callers that change it), counters and
-// chain head, one after another, where a store may send them together.
+// transaction. The order of the writes does not change the outcome (one
+// transaction), but the counters go first and the ledger (its chain head
+// first) next, so that with the visit the callers write just before, a
+// settlement's one-row updates come one after another, where a store may
+// send them together.
 func (e *Engine) commit(ctx context.Context, tx Tx, s *Settlement, yc YearCounters, kind string) error {
 	if err := tx.PutCounters(ctx, yc); err != nil {
 		return err

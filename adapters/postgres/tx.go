@@ -457,16 +457,19 @@ func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settleme
 // Prefetch queues the reads k names, to travel with the next statement sent
 // (see settlement.Prefetcher).
 func (t *tx) Prefetch(k settlement.Prefetch) {
-	if k.Visit != "" && (k.Person == "" || k.Year == 0 || k.Chain == "") {
-		t.prefetchVisit(k.Visit)
-	}
 	if k.CertNo != "" && k.Year != 0 {
 		t.prefetchCert(k)
 	}
+	withHead := k.Person != "" && k.Year != 0 && k.Chain != ""
+	if k.Visit != "" && withHead {
+		t.prefetchSettle(k) // the visit and the person in one statement
+		return
+	}
+	if k.Visit != "" {
+		t.prefetchVisit(k.Visit)
+	}
 	switch {
-	case k.Visit != "" && k.Person != "" && k.Year != 0 && k.Chain != "":
-		t.prefetchSettle(k)
-	case k.Person != "" && k.Year != 0 && k.Chain != "":
+	case withHead:
 		t.prefetchPerson(k)
 	case k.Person != "":
 		t.readAhead("person:"+k.Person, func(br pgx.BatchResults) (any, error) {
@@ -502,16 +505,16 @@ func scanVisitLines(br pgx.BatchResults, id string, pa *personAhead) (*settlemen
 	}
 	defer rows.Close()
 	var vr visitRow
-	first := vr.dest()
+	head := vr.dest()
 	if pa != nil {
-		first = append(first, pa.dest()...)
+		head = append(head, pa.dest(true)...)
 	}
+	skip := make([]any, len(head)) // nil destinations: pgx skips the columns
 	var v *settlement.Visit
 	out := []settlement.FeeLine{}
 	for rows.Next() {
-		head := first
 		if v != nil {
-			head = make([]any, len(first)) // nil: skipped
+			head = skip
 		}
 		var lr lineRow
 		lineDest, present := nullable(lr.dest())
@@ -587,8 +590,8 @@ func (t *tx) prefetchSettle(k settlement.Prefetch) {
 }
 
 // personAhead receives a person (personCols), their counters of a year
-// (counterCols) and their chain head (seq, hash), each of which may be NULL
-// as the outer side of a LEFT JOIN.
+// (counterCols) and, when asked, their chain head (seq, hash), each of which
+// may be NULL as the outer side of a LEFT JOIN.
 type personAhead struct {
 	pr               personRow
 	m                [9]string
@@ -598,11 +601,17 @@ type personAhead struct {
 	hash             pgtype.Text
 }
 
-func (a *personAhead) dest() []any {
+// dest is the scan destinations of the person's columns and the counters',
+// then, with head, the chain head's.
+func (a *personAhead) dest(head bool) []any {
 	pd, person := nullable(a.pr.dest())
 	cd, counters := nullable([]any{&a.m[0], &a.m[1], &a.m[2], &a.m[3], &a.m[4], &a.m[5], &a.m[6], &a.m[7], &a.m[8], &a.admissions})
 	a.person, a.counters = person, counters
-	return append(append(pd, cd...), &a.seq, &a.hash)
+	d := append(pd, cd...)
+	if head {
+		d = append(d, &a.seq, &a.hash)
+	}
+	return d
 }
 
 // read returns the person (nil: no such person), their counters (nil: no
@@ -685,17 +694,11 @@ type unsupported struct{ dest any }
 func (t *tx) prefetchPerson(k settlement.Prefetch) {
 	person, counters, chain := "person:"+k.Person, countersKey(k.Person, k.Year), "chain:"+k.Chain
 	t.readAheadAll([]string{person, counters, chain}, func(br pgx.BatchResults) (map[string]any, error) {
-		var seq *int64
-		var hash *string
-		p, yc, err := scanPersonAhead(br.QueryRow(), k.Year, &seq, &hash)
+		p, yc, head, err := scanPersonAhead(br.QueryRow(), k.Year, true)
 		if err != nil || p == nil {
 			return map[string]any{person: p}, err // counters and chain asked when needed
 		}
-		out := map[string]any{person: p, counters: yc, chain: settlement.ChainHead{}}
-		if seq != nil {
-			out[chain] = settlement.ChainHead{Seq: *seq, Hash: *hash}
-		}
-		return out, nil
+		return map[string]any{person: p, counters: yc, chain: head}, nil
 	}, `SELECT p.*, c.*, h.seq, h.hash
 		FROM (SELECT `+personCols+` FROM persons WHERE psn_no = $1) p
 		LEFT JOIN (SELECT `+counterCols+` FROM person_counters WHERE psn_no = $1 AND year = $2) c ON true
@@ -707,7 +710,7 @@ func (t *tx) prefetchPerson(k settlement.Prefetch) {
 func (t *tx) prefetchCert(k settlement.Prefetch) {
 	key := certKey(k.CertType, k.CertNo)
 	t.readAheadAll([]string{key}, func(br pgx.BatchResults) (map[string]any, error) {
-		p, yc, err := scanPersonAhead(br.QueryRow(), k.Year)
+		p, yc, _, err := scanPersonAhead(br.QueryRow(), k.Year, false)
 		if err != nil || p == nil {
 			return map[string]any{key: p}, err
 		}
@@ -719,29 +722,18 @@ func (t *tx) prefetchCert(k settlement.Prefetch) {
 }
 
 // scanPersonAhead reads a row of personCols, then counterCols (all NULL
-// when the year has no row), then extra. The person is nil when there is no
-// row; the counters are nil, or a settlement.YearCounters of year.
-func scanPersonAhead(row pgx.Row, year int, extra ...any) (*settlement.Person, any, error) {
-	var pr personRow
-	var m [9]string
-	var admissions int
-	counters, present := nullable([]any{&m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &admissions})
-	err := row.Scan(append(append(pr.dest(), counters...), extra...)...)
+// when the year has no row), then, with head, a chain head's seq and hash,
+// as personAhead.read returns them. The person is nil when there is no row.
+func scanPersonAhead(row pgx.Row, year int, head bool) (*settlement.Person, any, settlement.ChainHead, error) {
+	var pa personAhead
+	err := row.Scan(pa.dest(head)...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil, nil
+		return nil, nil, settlement.ChainHead{}, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading person: %w", err)
+		return nil, nil, settlement.ChainHead{}, fmt.Errorf("reading person: %w", err)
 	}
-	p, err := pr.person()
-	if err != nil || !present() {
-		return p, nil, err
-	}
-	yc := settlement.YearCounters{PsnNo: p.PsnNo, Year: year}
-	if err := countersFrom(&yc, m, admissions); err != nil {
-		return nil, nil, err
-	}
-	return p, yc, nil
+	return pa.read(year)
 }
 
 const personCols = `psn_no, psn_name, gend, certno, card_no, insuplc_admdvs, insutype, retired, assistance,
