@@ -69,16 +69,20 @@ func (m Money) String() string {
 func (m Money) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
 // UnmarshalJSON accepts a decimal string or number with at most two decimals.
-func (m *Money) UnmarshalJSON(b []byte) error {
+func (m *Money) UnmarshalJSON(b []byte) error { return unmarshalFixed(m, b, ParseMoney) }
+
+// unmarshalFixed parses a JSON string or number with parse, straight from its
+// text: a JSON number never passes through a float.
+func unmarshalFixed[T any](dst *T, b []byte, parse func(string) (T, error)) error {
 	s := string(b)
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
 		s = s[1 : len(s)-1]
 	}
-	v, err := ParseMoney(s)
+	v, err := parse(s)
 	if err != nil {
 		return err
 	}
-	*m = v
+	*dst = v
 	return nil
 }
 
