@@ -39,7 +39,7 @@ func requirePriced(t *testing.T, rs *rules.RuleSet, c *rules.Claim, res *rules.R
 }
 
 // Any bytes on stdin: decoding and pricing never panic, a refusal is a
-// documented one, and whatever prices keeps PRICING.md's identities and
+// documented one, and whatever prices keeps docs/pricing.md's identities and
 // agrees with the decimal re-derivation.
 func FuzzDecodeRequest(f *testing.F) {
 	for _, g := range goldenCases(f) {

@@ -1,7 +1,7 @@
 package rules
 
 // PriceLine checks and classifies one fee line as uploaded (2204/2301), from
-// its decimal texts, against a catalog on day: the line step of PRICING.md
+// its decimal texts, against a catalog on day: the line step of docs/pricing.md
 // alone, so that the counter learns each line's class before settling.
 // Refusals are *Error with CodeInvalidAmount or CodeAmountMismatch.
 func PriceLine(catalog *Catalog, day Date, sn, code, cnt, pric, amount string) (LineResult, error) {

@@ -11,7 +11,7 @@ import (
 
 // Money is an exact amount of yuan counted in fen (0.01 yuan). Pricing works in
 // integer fen so that a claim is priced without allocating, and every result is
-// exact: there is no rounding except the ROUND half-up steps PRICING.md names.
+// exact: there is no rounding except the ROUND half-up steps docs/pricing.md names.
 // Convert at the edges with Decimal and MoneyFromDecimal.
 type Money int64
 

@@ -6,7 +6,7 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Error codes of a refused claim, in the order PRICING.md checks them.
+// Error codes of a refused claim, in the order docs/pricing.md checks them.
 const (
 	CodeInvalidRequest     = "invalid_request" // malformed request: not a pricing rule, a syntax one
 	CodeUnknownRegion      = "unknown_region"
@@ -74,7 +74,7 @@ type Line struct {
 	Pric   decimal.Decimal // >= 0, at most 4 decimals
 	Amount decimal.Decimal // det_item_fee_sumamt = ROUND(cnt*pric), at most 2 decimals
 
-	// parseErr carries a decoding problem to the point where PRICING.md checks it,
+	// parseErr carries a decoding problem to the point where docs/pricing.md checks it,
 	// so that the check order holds for wire requests too.
 	parseErr *Error
 }
@@ -133,7 +133,7 @@ type Setlinfo struct {
 	Balc            Money `json:"balc"`
 }
 
-// Fund pay types of setldetail (INTERFACES.md).
+// Fund pay types of setldetail (docs/pricing.md, "Fund detail").
 const (
 	FundPayEmployeePool    = "310100"
 	FundPayEmployeeAccount = "310200"
@@ -179,7 +179,7 @@ func categoryOf(medType string, kind Kind) (Category, bool) {
 	return 0, false
 }
 
-// Price splits a claim between the funds and the patient as PRICING.md says.
+// Price splits a claim between the funds and the patient as docs/pricing.md says.
 // It is pure: the same claim and rules give the same result, and nothing is
 // read but its arguments. A refusal is an *Error with the code of the first
 // failing check in the normative order.

@@ -163,7 +163,7 @@ func pow10(n int) int64 {
 	return p
 }
 
-// roundHalfUp is PRICING.md's ROUND for the non-negative amounts of pricing,
+// roundHalfUp is docs/pricing.md's ROUND for the non-negative amounts of pricing,
 // written out rather than trusting a library's notion of "round".
 func roundHalfUp(d decimal.Decimal) decimal.Decimal {
 	if d.IsNegative() {
@@ -277,7 +277,7 @@ func requireCaps(t require.TestingT, rs *rules.RuleSet, c *rules.Claim, res *rul
 	}
 }
 
-// PRICING.md's invariants over random claims: amounts never negative, the
+// docs/pricing.md's invariants over random claims: amounts never negative, the
 // splits add up, no cap is passed, the answer is a function of the claim
 // and of the set of lines, not of their order; and every figure agrees with
 // a decimal re-derivation of the whole calculation.

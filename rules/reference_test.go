@@ -18,7 +18,7 @@ import (
 )
 
 // The engine prices in int64 fen and 10^-4 units with 128-bit intermediates.
-// This file re-derives PRICING.md in shopspring/decimal, the plain way, so
+// This file re-derives docs/pricing.md in shopspring/decimal, the plain way, so
 // that a fixed-point slip (a scale, a rounding, an overflow) shows up as a
 // disagreement. The catalog is re-read from the CSV text, not taken from the
 // loader, so that a misread column would show up too.

@@ -55,7 +55,7 @@ func (f *Flag) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Request is the offline pricing request of PRICING.md (`medsettle price`).
+// Request is the offline pricing request of docs/pricing.md (`medsettle price`).
 type Request struct {
 	InsuplcAdmdvs  string        `json:"insuplc_admdvs"`
 	MdtrtareaAdmvs string        `json:"mdtrtarea_admvs"`
@@ -119,7 +119,7 @@ func DecodeRequest(r io.Reader) (*Request, error) {
 }
 
 // Claim turns a wire request into a claim. It never fails: a problem in a
-// field is carried in the claim and reported by Price at the point PRICING.md
+// field is carried in the claim and reported by Price at the point docs/pricing.md
 // checks that field, so that a request with several faults always gets the
 // refusal of the first check it fails.
 func (req *Request) Claim() *Claim {
@@ -208,7 +208,7 @@ func (rs *RequestState) into(c *Counters) *Error {
 	return nil
 }
 
-// Answer is what `medsettle price` prints for a priced claim: PRICING.md's
+// Answer is what `medsettle price` prints for a priced claim: docs/pricing.md's
 // offline format (setldetail is left to the counter interface).
 type Answer struct {
 	Setlinfo Setlinfo     `json:"setlinfo"`

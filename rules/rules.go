@@ -1,6 +1,6 @@
 // Package rules holds what decides the price of a claim: the insured pooling
 // region's policy (参保地政策), the treatment province's catalog (就医地目录) and
-// the institutions, and the pure pricing function of PRICING.md.
+// the institutions, and the pure pricing function of docs/pricing.md.
 //
 // Nothing here does I/O at pricing time or reads a clock: a RuleSet is loaded
 // once, validated whole, and then only read, so it is safe for concurrent use.
