@@ -20,8 +20,9 @@ import (
 //	catalogs/<province>.csv one province's catalog
 //	institutions.csv        designated institutions
 //
-// The formats (docs/pricing.md, "The rules directory") are the national reference data split per region and province, so that
-// a bureau changing one region's policy touches one file and one review.
+// The formats are those of docs/pricing.md ("The rules directory"): the
+// national reference data split per region and province, so that a bureau
+// changing one region's policy touches one file and one review.
 
 // Problem is one thing wrong in a rules directory.
 type Problem struct {
