@@ -186,12 +186,17 @@ var outpatientLines = []settlement.LineInput{
 	line("3", "B2", "001103000010000", "1", "200", "200.00"),             // 丙类: all self-paid
 }
 
+// localVisit is a deployment serving every region, on 2026-03-15, with an
+// open visit of the Hohhot employee carrying outpatientLines.
+func localVisit(t *testing.T) (province, settlement.Person, string) {
+	t.Helper()
+	p := newProvince(t, "", newClock(time.Date(2026, 3, 15, 10, 0, 0, 0, cst)))
+	return p, p.person(t, hohhotEmployee), p.visit(t, hohhotHospital, hohhotEmployee, outpatientLines...)
+}
+
 func TestFlowSettleAndCancel(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(time.Date(2026, 3, 15, 10, 0, 0, 0, cst))
-	p := newProvince(t, "", c)
-	who := p.person(t, hohhotEmployee)
-	mdtrt := p.visit(t, hohhotHospital, hohhotEmployee, outpatientLines...)
+	p, who, mdtrt := localVisit(t)
 	in := settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, MedfeeSumamt: "4731.50", UseAccount: true}
 
 	pre, err := p.engine.PreSettle(ctx, hohhotHospital, in)
@@ -237,10 +242,7 @@ func TestFlowSettleAndCancel(t *testing.T) {
 // prices the lines left, and the withdrawal is undone by nothing else.
 func TestFlowWithdrawBatchThenSettle(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(time.Date(2026, 3, 15, 10, 0, 0, 0, cst))
-	p := newProvince(t, "", c)
-	who := p.person(t, hohhotEmployee)
-	mdtrt := p.visit(t, hohhotHospital, hohhotEmployee, outpatientLines...)
+	p, who, mdtrt := localVisit(t)
 
 	_, err := p.engine.WithdrawLines(ctx, newMsg(hohhotHospital, "2205"), mdtrt, hohhotEmployee, "B2")
 	require.NoError(t, err)
@@ -266,10 +268,7 @@ func TestFlowWithdrawBatchThenSettle(t *testing.T) {
 // arrived is voided and refused when it comes late.
 func TestFlowReverse(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(time.Date(2026, 3, 15, 10, 0, 0, 0, cst))
-	p := newProvince(t, "", c)
-	who := p.person(t, hohhotEmployee)
-	mdtrt := p.visit(t, hohhotHospital, hohhotEmployee, outpatientLines...)
+	p, who, mdtrt := localVisit(t)
 	in := settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, UseAccount: true}
 	m := newMsg(hohhotHospital, "2207")
 	got, err := p.engine.Settle(ctx, m, in)

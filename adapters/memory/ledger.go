@@ -15,12 +15,9 @@ import (
 // Settlements, the ledger with its chain heads and outbox, the clearing.
 
 func (t *tx) Settlement(_ context.Context, setlID string) (*settlement.Settlement, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	r, ok := t.d.settlements[setlID]
+	r, ok, err := get(t, t.d.settlements, setlID)
 	if !ok {
-		return nil, nil
+		return nil, err
 	}
 	s := readSettlement(r.s)
 	return &s, nil
@@ -160,12 +157,9 @@ func (t *tx) Uncleared(_ context.Context, role settlement.Role, before time.Time
 }
 
 func (t *tx) ClearingRecord(_ context.Context, period settlement.Period, counterparty, kind string) (*settlement.ClearingRecord, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	r, ok := t.d.clearings[clearingKey{period, counterparty, kind}]
+	r, ok, err := get(t, t.d.clearings, clearingKey{period, counterparty, kind})
 	if !ok {
-		return nil, nil
+		return nil, err
 	}
 	r.Items = []byte(string(r.Items))
 	r.Created = stamp(r.Created)

@@ -216,6 +216,15 @@ func (t *tx) rollback() {
 	t.undo = nil
 }
 
+// get reads m[k] in t: not ok when absent, or when t has failed (err).
+func get[K comparable, V any](t *tx, m map[K]V, k K) (v V, ok bool, err error) {
+	if err := t.check(); err != nil {
+		return v, false, err
+	}
+	v, ok = m[k]
+	return v, ok, nil
+}
+
 // put sets m[k] = v in t, remembering what was there.
 func put[K comparable, V any](t *tx, m map[K]V, k K, v V) {
 	prev, had := m[k]

@@ -16,12 +16,9 @@ import (
 // Messages, persons and their counters, visits and their lines.
 
 func (t *tx) Message(_ context.Context, msgid string) (*settlement.Message, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	m, ok := t.d.messages[msgid]
+	m, ok, err := get(t, t.d.messages, msgid)
 	if !ok {
-		return nil, nil
+		return nil, err
 	}
 	return readMessage(m), nil
 }
@@ -64,12 +61,9 @@ func (t *tx) PutMessage(_ context.Context, m *settlement.Message) error {
 }
 
 func (t *tx) Person(_ context.Context, psnNo string) (*settlement.Person, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	p, ok := t.d.persons[psnNo]
+	p, ok, err := get(t, t.d.persons, psnNo)
 	if !ok {
-		return nil, nil
+		return nil, err
 	}
 	return readPerson(p), nil
 }
@@ -84,16 +78,13 @@ func readPerson(p settlement.Person) *settlement.Person {
 }
 
 func (t *tx) PersonByCert(ctx context.Context, certType, certNo string) (*settlement.Person, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
 	idx := t.d.certnos
 	if certType == "03" {
 		idx = t.d.cardNos
 	}
-	psnNo, ok := idx[certNo]
+	psnNo, ok, err := get(t, idx, certNo)
 	if !ok {
-		return nil, nil
+		return nil, err
 	}
 	return t.Person(ctx, psnNo)
 }
@@ -179,12 +170,9 @@ func (t *tx) PutCounters(_ context.Context, yc settlement.YearCounters) error {
 }
 
 func (t *tx) Visit(_ context.Context, mdtrtID string) (*settlement.Visit, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	v, ok := t.d.visits[mdtrtID]
+	v, ok, err := get(t, t.d.visits, mdtrtID)
 	if !ok {
-		return nil, nil
+		return nil, err
 	}
 	v.Begin, v.End = stamp(v.Begin), stamp(v.End)
 	return &v, nil

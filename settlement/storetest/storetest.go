@@ -48,7 +48,28 @@ type testCase struct {
 }
 
 func cases() []testCase {
-	return append(append(recordCases(), ledgerCases()...), clearingCases()...)
+	return []testCase{
+		{"a msgid is claimed once", claimOnce},
+		{"PutMessage updates only status, ref and answer", putMessage},
+		{"an error rolls back every write, the claim included", rollback},
+		{"a refused write rolls back the transaction", refusedWrite},
+		{"a view refuses writes", viewRefusesWrites},
+		{"persons by number, ID and card", persons},
+		{"counters of a new year open with the balance", countersOpen},
+		{"counters keep their opening and refuse a negative balance", countersPut},
+		{"a visit's identity stays as first written", visits},
+		{"lines in charge order, withdrawn by batch", lines},
+		{"concurrent transactions are serializable", concurrent},
+		{"a settlement reads back as written", settlementRoundTrip},
+		{"settlement status changes", settlementStatus},
+		{"SettlementsOf selects an institution's period", settlementsOf},
+		{"the chain head advances one seq at a time", chainHead},
+		{"a ledger entry is never zero", zeroEntry},
+		{"the audit of consistent writes is clean", auditClean},
+		{"Uncleared selects a role's open items before a time", uncleared},
+		{"MarkCleared marks open items only", markCleared},
+		{"a clearing posting is made once per period, counterparty and kind", clearingRecords},
+	}
 }
 
 // Persons are the registry persons of testdata, as a store is seeded with them.
@@ -108,22 +129,6 @@ func at(t testing.TB, s string) time.Time {
 
 // errBoom is what a transaction's fn fails with to roll it back.
 var errBoom = errors.New("boom")
-
-func recordCases() []testCase {
-	return []testCase{
-		{"a msgid is claimed once", claimOnce},
-		{"PutMessage updates only status, ref and answer", putMessage},
-		{"an error rolls back every write, the claim included", rollback},
-		{"a refused write rolls back the transaction", refusedWrite},
-		{"a view refuses writes", viewRefusesWrites},
-		{"persons by number, ID and card", persons},
-		{"counters of a new year open with the balance", countersOpen},
-		{"counters keep their opening and refuse a negative balance", countersPut},
-		{"a visit's identity stays as first written", visits},
-		{"lines in charge order, withdrawn by batch", lines},
-		{"concurrent transactions are serializable", concurrent},
-	}
-}
 
 func claimOnce(t *testing.T, e *env) {
 	created := at(t, "2026-03-15 10:00:00.123456789")
