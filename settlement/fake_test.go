@@ -72,7 +72,9 @@ func (t *fakeTx) restore(s *fakeTx) {
 	t.calls = calls
 }
 
-func (t *fakeTx) call(format string, args ...any) { t.calls = append(t.calls, fmt.Sprintf(format, args...)) }
+func (t *fakeTx) call(format string, args ...any) {
+	t.calls = append(t.calls, fmt.Sprintf(format, args...))
+}
 
 func (t *fakeTx) Message(_ context.Context, id string) (*Message, error) {
 	t.call("Message")
