@@ -10,9 +10,9 @@ import (
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/hubhttp"
-	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/national"
 )
 
 // The hub's answers when the insured province is not there, or turns the
@@ -22,7 +22,7 @@ func TestServerRouting(t *testing.T) {
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
 	tokens := hubhttp.DevTokens(hohhot, wuhan)
-	hub := hubhttp.NewServer(hubsim.New(rs), tokens)
+	hub := hubhttp.NewServer(national.New(rs), tokens)
 	hubTS := httptest.NewServer(hub.Handler())
 	defer hubTS.Close()
 	ctx := context.Background()
