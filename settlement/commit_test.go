@@ -29,30 +29,38 @@ func calls(tx *fakeTx, op func()) []string {
 	return tx.calls
 }
 
+// outpatient registers an outpatient visit of psn at fakeHosp with lines and returns its mdtrt_id.
+func outpatient(t *testing.T, e *Engine, psn string, lines ...LineInput) string {
+	t.Helper()
+	ctx := context.Background()
+	v, err := e.RegisterVisit(ctx, fakeMsg(fakeHosp, "2201"), VisitInput{PsnNo: psn, Kind: VisitOutpatient, MedType: "11"})
+	require.NoError(t, err)
+	_, err = e.UploadLines(ctx, fakeMsg(fakeHosp, "2204"), v.MdtrtID, psn, lines)
+	require.NoError(t, err)
+	return v.MdtrtID
+}
+
 // The engine sends a store its reads and writes in one order, on which the
 // postgres store's pipelining depends (cdb2a9d: the visit, counters and
 // chain head one after another, then the ledger rows and the settlement).
 func TestSettleCallOrder(t *testing.T) {
 	e, tx := fakeEngine(t)
 	ctx := context.Background()
-	v, err := e.RegisterVisit(ctx, fakeMsg(fakeHosp, "2201"), VisitInput{PsnNo: fakePsn, Kind: VisitOutpatient, MedType: "11"})
-	require.NoError(t, err)
-	_, err = e.UploadLines(ctx, fakeMsg(fakeHosp, "2204"), v.MdtrtID, fakePsn, []LineInput{
-		{SN: "1", Code: "001101000010000", Cnt: "1", Pric: "30.00", Amount: "30.00"},
-		{SN: "2", Code: "XJ01DDA062B002010100345", Cnt: "3", Pric: "1500.5", Amount: "4501.50"},
-	})
-	require.NoError(t, err)
+	mdtrt := outpatient(t, e, fakePsn,
+		LineInput{SN: "1", Code: "001101000010000", Cnt: "1", Pric: "30.00", Amount: "30.00"},
+		LineInput{SN: "2", Code: "XJ01DDA062B002010100345", Cnt: "3", Pric: "1500.5", Amount: "4501.50"})
+	var err error
 
 	var pre, a SettleAnswer
 	require.Equal(t, []string{"Visit", "Lines", "Person", "Counters"}, calls(tx, func() {
-		pre, err = e.PreSettle(ctx, fakeHosp, SettleInput{MdtrtID: v.MdtrtID, PsnNo: fakePsn})
+		pre, err = e.PreSettle(ctx, fakeHosp, SettleInput{MdtrtID: mdtrt, PsnNo: fakePsn})
 		require.NoError(t, err)
 	}))
 	require.NotEmpty(t, pre.SetlID, "a pre-settlement shows a setl_id, as it always has")
 	m := fakeMsg(fakeHosp, "2207")
 	require.Equal(t, []string{"ClaimMessage done", "Visit", "Lines", "Person", "Counters",
 		"PutVisit settled", "PutCounters", "ChainHead", "AppendLedger settle", "PutSettlement"}, calls(tx, func() {
-		a, err = e.Settle(ctx, m, SettleInput{MdtrtID: v.MdtrtID, PsnNo: fakePsn})
+		a, err = e.Settle(ctx, m, SettleInput{MdtrtID: mdtrt, PsnNo: fakePsn})
 		require.NoError(t, err)
 	}))
 	require.NotEqual(t, pre.SetlID, a.SetlID)
@@ -63,7 +71,7 @@ func TestSettleCallOrder(t *testing.T) {
 
 	// A replay reads the settlement back.
 	require.Equal(t, []string{"ClaimMessage done", "Settlement"}, calls(tx, func() {
-		again, err := e.Settle(ctx, m, SettleInput{MdtrtID: v.MdtrtID, PsnNo: fakePsn})
+		again, err := e.Settle(ctx, m, SettleInput{MdtrtID: mdtrt, PsnNo: fakePsn})
 		require.NoError(t, err)
 		require.Equal(t, a, again)
 	}))
@@ -118,11 +126,7 @@ func writesOf(cs []string) []string {
 func TestCommitRefusesBrokenSettlement(t *testing.T) {
 	e, tx := fakeEngine(t)
 	ctx := context.Background()
-	v, err := e.RegisterVisit(ctx, fakeMsg(fakeHosp, "2201"), VisitInput{PsnNo: fakePsn, Kind: VisitOutpatient, MedType: "11"})
-	require.NoError(t, err)
-	_, err = e.UploadLines(ctx, fakeMsg(fakeHosp, "2204"), v.MdtrtID, fakePsn, []LineInput{
-		{SN: "1", Code: "XJ01DDA062B002010100345", Cnt: "3", Pric: "1500.5", Amount: "4501.50"}})
-	require.NoError(t, err)
+	mdtrt := outpatient(t, e, fakePsn, LineInput{SN: "1", Code: "XJ01DDA062B002010100345", Cnt: "3", Pric: "1500.5", Amount: "4501.50"})
 	breaks := map[string]func(s *Settlement){
 		"cash pay off by a cent":          func(s *Settlement) { s.Info.PsnCashPay++ },
 		"fund total not the sum of funds": func(s *Settlement) { s.Info.FundPaySumamt++; s.Info.PsnCashPay-- },
@@ -130,7 +134,7 @@ func TestCommitRefusesBrokenSettlement(t *testing.T) {
 	}
 	for name, broken := range breaks {
 		t.Run(name, func(t *testing.T) {
-			p, err := e.price(ctx, tx, fakeHosp, SettleInput{MdtrtID: v.MdtrtID, PsnNo: fakePsn}, NewID("S"), e.now())
+			p, err := e.price(ctx, tx, fakeHosp, SettleInput{MdtrtID: mdtrt, PsnNo: fakePsn}, NewID("S"), e.now())
 			require.NoError(t, err)
 			require.NotNil(t, p.local)
 			broken(p.local)
@@ -143,7 +147,7 @@ func TestCommitRefusesBrokenSettlement(t *testing.T) {
 		})
 	}
 	// The same settlement unbroken goes through.
-	p, err := e.price(ctx, tx, fakeHosp, SettleInput{MdtrtID: v.MdtrtID, PsnNo: fakePsn}, NewID("S"), e.now())
+	p, err := e.price(ctx, tx, fakeHosp, SettleInput{MdtrtID: mdtrt, PsnNo: fakePsn}, NewID("S"), e.now())
 	require.NoError(t, err)
 	require.NoError(t, e.commit(ctx, tx, p.local, writes{kind: TxnSettle, counters: &p.counters, settled: p.visit}))
 }
@@ -202,14 +206,11 @@ func TestTreatmentSideRefusesBrokenAnswer(t *testing.T) {
 	e.Hub, e.Reverser = hub, &InlineReverser{Hub: hub}
 	ctx := context.Background()
 	const wuhanPsn = "42010000000000000044"
-	v, err := e.RegisterVisit(ctx, fakeMsg(fakeHosp, "2201"), VisitInput{PsnNo: wuhanPsn, Kind: VisitOutpatient, MedType: "11"})
-	require.NoError(t, err)
-	_, err = e.UploadLines(ctx, fakeMsg(fakeHosp, "2204"), v.MdtrtID, wuhanPsn, []LineInput{
-		{SN: "1", Code: "001101000010000", Cnt: "1", Pric: "100.00", Amount: "100.00"}})
-	require.NoError(t, err)
+	mdtrt := outpatient(t, e, wuhanPsn, LineInput{SN: "1", Code: "001101000010000", Cnt: "1", Pric: "100.00", Amount: "100.00"})
+	var err error
 	m := fakeMsg(fakeHosp, "2207")
 	cs := calls(tx, func() {
-		_, err = e.Settle(ctx, m, SettleInput{MdtrtID: v.MdtrtID, PsnNo: wuhanPsn})
+		_, err = e.Settle(ctx, m, SettleInput{MdtrtID: mdtrt, PsnNo: wuhanPsn})
 	})
 	require.Equal(t, ECONFLICT, ErrorCode(err), "%v", err)
 	require.Equal(t, []string{"PutMessage reversed"}, writesOf(cs), "only the message, marked reversed, was written")

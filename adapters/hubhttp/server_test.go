@@ -72,4 +72,12 @@ func TestServerRouting(t *testing.T) {
 	// A province not in --peer has no token to connect with.
 	require.Error(t, hub.Connect(harbin, peer.URL))
 	require.Error(t, hub.Connect(wuhan, "ftp://x"))
+
+	// The records are the national hub's; a hub without Faults injects none.
+	admin := &hubhttp.Admin{URL: hubTS.URL, Token: tokens.Admin}
+	recs, err := admin.Records(ctx, "M1")
+	require.NoError(t, err)
+	require.NotEmpty(t, recs)
+	require.Equal(t, "none", recs[0].Fault)
+	require.ErrorContains(t, admin.Inject(ctx, 0, "drop-answer"), "injects no faults")
 }
