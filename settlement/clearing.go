@@ -298,8 +298,8 @@ func (e *Engine) markInsuredCleared(ctx context.Context, tx clearingTx, verdicts
 	return tx.MarkCleared(ctx, ids, period)
 }
 
-// appendClearingTxn appends a balanced clearing transaction to the
-// counterparty's clearing chain.
+// appendClearingTxn appends a clearing transaction to the counterparty's
+// clearing chain, once it balances.
 func (e *Engine) appendClearingTxn(ctx context.Context, tx Tx, counterparty, kind string, now time.Time, entries []Entry) (string, error) {
 	chain := "clearing:" + counterparty
 	head, err := tx.ChainHead(ctx, chain)
@@ -308,7 +308,7 @@ func (e *Engine) appendClearingTxn(ctx context.Context, tx Tx, counterparty, kin
 	}
 	t := &LedgerTxn{ID: NewID("T"), Chain: chain, Kind: kind, Time: now, Entries: entries}
 	t.Seal(head.Seq, head.Hash)
-	return t.ID, tx.AppendLedger(ctx, t, nil)
+	return t.ID, appendLedger(ctx, tx, t, nil)
 }
 
 // TopUp refills the advance fund held for a treatment province when it fell

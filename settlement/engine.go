@@ -6,18 +6,19 @@
 // and reaches storage, the hub and the workflow engine only through the
 // ports it declares (Store, Tx, Hub, HubPeer, Reverser).
 //
-// Files: engine.go (the Engine, idempotency), visit.go (visits and lines),
-// settle.go (settle and cancel), direct.go (pharmacy sales and manual
-// claims), reverse.go (2601), cross.go (across provinces), clearing.go,
-// reconcile.go, ledger.go, audit.go.
+// Files: engine.go (the Engine), once.go (one transaction per message,
+// idempotent by msgid), visit.go (visits and lines), settle.go (pricing and
+// settling), cancel.go (cancellation), direct.go (pharmacy sales), manual.go
+// (manual claims), reverse.go (2601), commit.go (what every settlement
+// writes, and the invariants asserted before), hub.go (the hub's port and
+// messages), cross.go (the treatment side across provinces), insured.go (the
+// insured side), clearing.go, reconcile.go, ledger.go, audit.go.
 package settlement
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/medsettle/medsettle/rules"
@@ -60,106 +61,6 @@ func NewID(prefix string) string {
 	var b [12]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
 	return prefix + hex.EncodeToString(b[:])
-}
-
-// Msg identifies a counter message for idempotency: the same ID and Digest
-// replays the first answer; the same ID with another Digest is refused.
-type Msg struct {
-	ID          string
-	Infno       string
-	Institution string // the authenticated caller (fixmedins_code)
-	Digest      string
-}
-
-// idempotent runs op once per msgid inside tx. A stored answer is replayed.
-// A refusal rolls the transaction back, the msgid claim included: a refused
-// request writes nothing, and the same msgid may be tried again.
-func idempotent[T any](ctx context.Context, tx Tx, msg Msg, now time.Time, op func() (T, string, error)) (T, error) {
-	var zero T
-	m, err := claim(ctx, tx, msg, &Message{Created: now})
-	if err != nil {
-		return zero, err
-	}
-	if m != nil {
-		return replay[T](m)
-	}
-	out, ref, err := op()
-	if err != nil {
-		return zero, err
-	}
-	answer, err := json.Marshal(out)
-	if err != nil {
-		return zero, fmt.Errorf("storing answer of msgid %s: %w", msg.ID, err)
-	}
-	err = tx.PutMessage(ctx, &Message{Msgid: msg.ID, Infno: msg.Infno, Institution: msg.Institution,
-		Digest: msg.Digest, Status: MessageDone, Ref: ref, Answer: answer, Created: now})
-	return out, err
-}
-
-// settleOnce is idempotent for an operation that makes settlement setlID
-// and answers with it: the msgid is claimed in its final form (done, ref
-// setlID), so the message row is written once, and a replay reads the
-// settlement back rather than a stored copy of the answer. (Messages that
-// do carry an answer are replayed from it.)
-func settleOnce(ctx context.Context, tx Tx, msg Msg, now time.Time, setlID string, op func() (*Settlement, error)) (SettleAnswer, error) {
-	m, err := claim(ctx, tx, msg, &Message{Status: MessageDone, Ref: setlID, Created: now})
-	if err != nil {
-		return SettleAnswer{}, err
-	}
-	if m != nil && len(m.Answer) > 0 {
-		return replay[SettleAnswer](m)
-	}
-	if m != nil {
-		s, err := tx.Settlement(ctx, m.Ref)
-		if err != nil {
-			return SettleAnswer{}, err
-		}
-		if s == nil {
-			return SettleAnswer{}, fmt.Errorf("replaying msgid %s: its settlement %s is missing", msg.ID, m.Ref)
-		}
-		s.SetlTime = s.SetlTime.UTC() // as it was answered, whatever zone the store reads times in
-		return answerOf(s), nil
-	}
-	s, err := op()
-	if err != nil {
-		return SettleAnswer{}, err
-	}
-	if s.SetlID != setlID {
-		return SettleAnswer{}, fmt.Errorf("msgid %s claimed settlement %s but made %s", msg.ID, setlID, s.SetlID)
-	}
-	return answerOf(s), nil
-}
-
-// claim records msg's msgid as taken, with the status, ref and answer of m.
-// When the msgid is taken already it returns that message, once it is sure
-// it may be replayed to msg.
-func claim(ctx context.Context, tx Tx, msg Msg, m *Message) (*Message, error) {
-	if msg.ID == "" {
-		return nil, Errorf(EINVALID, "msgid is required")
-	}
-	m.Msgid, m.Infno, m.Institution, m.Digest = msg.ID, msg.Infno, msg.Institution, msg.Digest
-	prev, err := tx.ClaimMessage(ctx, m)
-	if err != nil || prev == nil {
-		return nil, err
-	}
-	switch {
-	case prev.Institution != msg.Institution:
-		return nil, Errorf(ECONFLICT, "msgid %s belongs to another institution", msg.ID)
-	case prev.Status == MessageReversed:
-		return nil, Errorf(ECONFLICT, "msgid %s was reversed (2601) and never takes effect", msg.ID)
-	case prev.Infno != msg.Infno || prev.Digest != msg.Digest:
-		return nil, Errorf(ECONFLICT, "msgid %s was already used with a different request", msg.ID)
-	}
-	return prev, nil
-}
-
-// replay is the answer stored with m.
-func replay[T any](m *Message) (T, error) {
-	var out T
-	if err := json.Unmarshal(m.Answer, &out); err != nil {
-		return out, fmt.Errorf("replaying msgid %s: %w", m.Msgid, err)
-	}
-	return out, nil
 }
 
 // PersonInfo is 1101: the person and this year's counters.

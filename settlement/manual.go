@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -80,18 +79,14 @@ func (e *Engine) ManualSettle(ctx context.Context, c ManualClaim) (SettleAnswer,
 	}
 	msg := Msg{ID: "claim:" + c.ClaimID, Infno: ManualInfno, Institution: c.Institution, Digest: c.Digest()}
 	now := e.now()
-	var out SettleAnswer
 	setlID := NewID("S")
-	err = e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		out, err = settleOnce(ctx, tx, msg, now, setlID, func() (*Settlement, error) {
-			return e.direct(ctx, tx, c.Institution, c.MedType, VisitManual,
-				PharmacyInput{PsnNo: c.PsnNo, UseAccount: c.UseAccount, Lines: lines}, day, msg.ID, setlID, now)
-		})
-		return err
+	claim := directSale{inst: c.Institution, medType: c.MedType, kind: VisitManual,
+		in: PharmacyInput{PsnNo: c.PsnNo, UseAccount: c.UseAccount, Lines: lines}, serviceDate: day}
+	out, here, err := settleHere(ctx, e.Store, msg, now, Prefetch{}, setlID, func(ctx context.Context, tx Tx) (*Settlement, bool, error) {
+		p, err := e.direct(ctx, tx, claim, msg.ID, setlID, now)
+		return p.local, err == nil && p.remote == nil, err
 	})
-	var rc *remoteClaim
-	if errors.As(err, &rc) {
+	if err == nil && !here {
 		return SettleAnswer{}, Errorf(EINVALID, "claim %s: psn_no %s is insured in another province: claim there", c.ClaimID, c.PsnNo)
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package settlement
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -22,102 +21,119 @@ type ReverseAnswer struct {
 // reversed), ECONFLICT (the visit moved on: cancel its settlement first).
 func (e *Engine) Reverse(ctx context.Context, msg Msg, omsgid, oinfno, psnNo string) (ReverseAnswer, error) {
 	now := e.now()
-	var out ReverseAnswer
-	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (ReverseAnswer, string, error) {
-			a, err := e.reverse(ctx, tx, msg, omsgid, oinfno, psnNo, now)
-			return a, omsgid, err
-		})
-		return err
+	var remote *Settlement
+	out, here, err := onceHere(ctx, e.Store, msg, now, Prefetch{}, func(ctx context.Context, tx Tx) (ReverseAnswer, string, bool, error) {
+		a, r, err := e.reverse(ctx, tx, msg, omsgid, oinfno, psnNo, now)
+		remote = r
+		return a, omsgid, err == nil && r == nil, err
 	})
-	var rc *remoteCancel
-	if errors.As(err, &rc) {
-		return e.reverseRemote(ctx, msg, omsgid, rc.settlement, now)
+	if err == nil && !here {
+		return e.reverseRemote(ctx, msg, omsgid, remote, now)
 	}
 	return out, err
 }
 
-func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno, psnNo string, now time.Time) (ReverseAnswer, error) {
+// reverse undoes message omsgid in tx; a settlement whose insured side is in
+// another province is returned instead (remote), to be reversed there first.
+func (e *Engine) reverse(ctx context.Context, tx Tx, msg Msg, omsgid, oinfno, psnNo string, now time.Time) (ReverseAnswer, *Settlement, error) {
 	ans := ReverseAnswer{Omsgid: omsgid}
 	if omsgid == "" || omsgid == msg.ID {
-		return ans, Errorf(EINVALID, "omsgid %q: name the message to reverse", omsgid)
+		return ans, nil, Errorf(EINVALID, "omsgid %q: name the message to reverse", omsgid)
 	}
 	if !reversible[oinfno] {
-		return ans, Errorf(EINVALID, "oinfno %q cannot be reversed", oinfno)
+		return ans, nil, Errorf(EINVALID, "oinfno %q cannot be reversed", oinfno)
 	}
 	om, err := tx.Message(ctx, omsgid)
 	if err != nil {
-		return ans, err
+		return ans, nil, err
 	}
 	if om == nil {
 		ans.Outcome = "voided"
-		return ans, tx.PutMessage(ctx, &Message{Msgid: omsgid, Infno: oinfno, Institution: msg.Institution,
+		return ans, nil, tx.PutMessage(ctx, &Message{Msgid: omsgid, Infno: oinfno, Institution: msg.Institution,
 			Status: MessageReversed, Created: now, Answer: []byte("null")})
 	}
 	if om.Institution != msg.Institution {
-		return ans, Errorf(ENOTFOUND, "omsgid %s: no such message of %s", omsgid, msg.Institution)
+		return ans, nil, Errorf(ENOTFOUND, "omsgid %s: no such message of %s", omsgid, msg.Institution)
 	}
 	if om.Infno != oinfno {
-		return ans, Errorf(EINVALID, "oinfno %s: message %s was a %s", oinfno, omsgid, om.Infno)
+		return ans, nil, Errorf(EINVALID, "oinfno %s: message %s was a %s", oinfno, omsgid, om.Infno)
 	}
 	if om.Status == MessageReversed {
 		ans.Outcome = "already_reversed"
-		return ans, nil
+		return ans, nil, nil
 	}
 	switch oinfno {
 	case "2207", "2304", "2102":
-		s, err := tx.Settlement(ctx, om.Ref)
-		if err != nil {
-			return ans, err
+		u, err := e.reverseSettlement(ctx, tx, msg, om, psnNo, now)
+		if err != nil || u.remote != nil {
+			return ans, u.remote, err
 		}
-		if s != nil && psnNo != "" && s.PsnNo != psnNo {
-			return ans, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, omsgid)
-		}
-		if s != nil && s.Status == Settled {
-			r, err := e.cancel(ctx, tx, msg.Institution, CancelInput{SetlID: s.SetlID}, msg.ID, now)
-			if err != nil {
-				return ans, err
-			}
-			a := answerOf(r)
+		if u.reversal != nil {
+			a := answerOf(u.reversal)
 			ans.Setl = &a
 		}
 	case "2201", "2401":
-		v, err := tx.Visit(ctx, om.Ref)
-		if err != nil {
-			return ans, err
-		}
-		if v != nil && psnNo != "" && v.PsnNo != psnNo {
-			return ans, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, omsgid)
-		}
-		if v != nil && v.Status == VisitSettled {
-			return ans, Errorf(ECONFLICT, "visit %s is settled: reverse or cancel its settlement first", v.MdtrtID)
-		}
-		if v != nil && v.Status == VisitOpen {
-			v.Status = VisitCancelled
-			if err := tx.PutVisit(ctx, v); err != nil {
-				return ans, err
-			}
-		}
+		err = reverseVisit(ctx, tx, om, psnNo)
 	case "2204", "2301":
-		mdtrtID, bchno, _ := cut(om.Ref, "/")
-		v, err := tx.Visit(ctx, mdtrtID)
-		if err != nil {
-			return ans, err
-		}
-		if v != nil && psnNo != "" && v.PsnNo != psnNo {
-			return ans, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, omsgid)
-		}
-		if v != nil && v.Status != VisitOpen {
-			return ans, Errorf(ECONFLICT, "visit %s is %s: its lines are final", v.MdtrtID, v.Status)
-		}
-		if _, err := tx.WithdrawBatch(ctx, mdtrtID, bchno); err != nil {
-			return ans, err
-		}
+		err = reverseBatch(ctx, tx, om, psnNo)
+	}
+	if err != nil {
+		return ans, nil, err
 	}
 	om.Status = MessageReversed
 	ans.Outcome = "reversed"
-	return ans, tx.PutMessage(ctx, om)
+	return ans, nil, tx.PutMessage(ctx, om)
+}
+
+// reverseSettlement cancels the settlement message om made, if it stands.
+func (e *Engine) reverseSettlement(ctx context.Context, tx Tx, msg Msg, om *Message, psnNo string, now time.Time) (undone, error) {
+	s, err := tx.Settlement(ctx, om.Ref)
+	if err != nil {
+		return undone{}, err
+	}
+	if s != nil && psnNo != "" && s.PsnNo != psnNo {
+		return undone{}, Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, om.Msgid)
+	}
+	if s == nil || s.Status != Settled {
+		return undone{}, nil
+	}
+	return e.cancel(ctx, tx, msg.Institution, CancelInput{SetlID: s.SetlID}, msg.ID, now)
+}
+
+// reverseVisit withdraws the visit message om opened, unless it is settled.
+func reverseVisit(ctx context.Context, tx Tx, om *Message, psnNo string) error {
+	v, err := tx.Visit(ctx, om.Ref)
+	if err != nil {
+		return err
+	}
+	if v != nil && psnNo != "" && v.PsnNo != psnNo {
+		return Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, om.Msgid)
+	}
+	if v != nil && v.Status == VisitSettled {
+		return Errorf(ECONFLICT, "visit %s is settled: reverse or cancel its settlement first", v.MdtrtID)
+	}
+	if v != nil && v.Status == VisitOpen {
+		v.Status = VisitCancelled
+		return tx.PutVisit(ctx, v)
+	}
+	return nil
+}
+
+// reverseBatch withdraws the charge batch message om uploaded, while its visit is open.
+func reverseBatch(ctx context.Context, tx Tx, om *Message, psnNo string) error {
+	mdtrtID, bchno, _ := cut(om.Ref, "/")
+	v, err := tx.Visit(ctx, mdtrtID)
+	if err != nil {
+		return err
+	}
+	if v != nil && psnNo != "" && v.PsnNo != psnNo {
+		return Errorf(EINVALID, "psn_no %s is not the person of message %s", psnNo, om.Msgid)
+	}
+	if v != nil && v.Status != VisitOpen {
+		return Errorf(ECONFLICT, "visit %s is %s: its lines are final", v.MdtrtID, v.Status)
+	}
+	_, err = tx.WithdrawBatch(ctx, mdtrtID, bchno)
+	return err
 }
 
 var reversible = map[string]bool{"2201": true, "2401": true, "2204": true, "2301": true, "2207": true, "2304": true, "2102": true}

@@ -31,38 +31,31 @@ type VisitAnswer struct {
 // Errors: EINVALID (field), ENOTFOUND (person), ECONFLICT (msgid).
 func (e *Engine) RegisterVisit(ctx context.Context, msg Msg, in VisitInput) (VisitAnswer, error) {
 	now := e.now()
-	var out VisitAnswer
-	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		prefetch(tx, Prefetch{Person: in.PsnNo})
-		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (VisitAnswer, string, error) {
-			p, err := e.person(ctx, tx, in.PsnNo)
-			if err != nil {
+	return once(ctx, e.Store, msg, now, Prefetch{Person: in.PsnNo}, func(ctx context.Context, tx Tx) (VisitAnswer, string, error) {
+		p, err := e.person(ctx, tx, in.PsnNo)
+		if err != nil {
+			return VisitAnswer{}, "", err
+		}
+		if in.Insutype != "" && in.Insutype != p.Insutype {
+			return VisitAnswer{}, "", Errorf(EINVALID, "insutype %s: the person is insured as %s", in.Insutype, p.Insutype)
+		}
+		if in.MedType != "" {
+			if err := e.checkMedType(msg.Institution, in.MedType); err != nil {
 				return VisitAnswer{}, "", err
 			}
-			if in.Insutype != "" && in.Insutype != p.Insutype {
-				return VisitAnswer{}, "", Errorf(EINVALID, "insutype %s: the person is insured as %s", in.Insutype, p.Insutype)
-			}
-			if in.MedType != "" {
-				if err := e.checkMedType(msg.Institution, in.MedType); err != nil {
-					return VisitAnswer{}, "", err
-				}
-			}
-			begin := in.Begin
-			if begin.IsZero() {
-				begin = now
-			}
-			v := &Visit{MdtrtID: NewID("M"), PsnNo: p.PsnNo, Institution: msg.Institution, Kind: in.Kind,
-				MedType: in.MedType, Insutype: p.Insutype, Begin: begin, IptOtpNo: in.IptOtpNo,
-				Status: VisitOpen, DiseCodg: in.DiseCodg, DiseName: in.DiseName}
-			if err := tx.PutVisit(ctx, v); err != nil {
-				return VisitAnswer{}, "", err
-			}
-			return VisitAnswer{MdtrtID: v.MdtrtID, PsnNo: v.PsnNo, IptOtpNo: v.IptOtpNo}, v.MdtrtID, nil
-		})
-		return err
+		}
+		begin := in.Begin
+		if begin.IsZero() {
+			begin = now
+		}
+		v := &Visit{MdtrtID: NewID("M"), PsnNo: p.PsnNo, Institution: msg.Institution, Kind: in.Kind,
+			MedType: in.MedType, Insutype: p.Insutype, Begin: begin, IptOtpNo: in.IptOtpNo,
+			Status: VisitOpen, DiseCodg: in.DiseCodg, DiseName: in.DiseName}
+		if err := tx.PutVisit(ctx, v); err != nil {
+			return VisitAnswer{}, "", err
+		}
+		return VisitAnswer{MdtrtID: v.MdtrtID, PsnNo: v.PsnNo, IptOtpNo: v.IptOtpNo}, v.MdtrtID, nil
 	})
-	return out, err
 }
 
 func (e *Engine) checkMedType(inst, medType string) error {
@@ -175,17 +168,10 @@ func (e *Engine) CancelVisit(ctx context.Context, msg Msg, mdtrtID, psnNo string
 }
 
 func (e *Engine) ackUpdate(ctx context.Context, msg Msg, op func(ctx context.Context, tx Tx) (string, error)) (Ack, error) {
-	now := e.now()
-	var out Ack
-	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (Ack, string, error) {
-			ref, err := op(ctx, tx)
-			return Ack{Ref: ref}, ref, err
-		})
-		return err
+	return once(ctx, e.Store, msg, e.now(), Prefetch{}, func(ctx context.Context, tx Tx) (Ack, string, error) {
+		ref, err := op(ctx, tx)
+		return Ack{Ref: ref}, ref, err
 	})
-	return out, err
 }
 
 // LineInput is one fee line as uploaded (2204/2301).
@@ -238,41 +224,34 @@ func pricedLine(l *FeeLine) PricedLine {
 // Errors: EINVALID (the line and field), ENOTFOUND, ECONFLICT.
 func (e *Engine) UploadLines(ctx context.Context, msg Msg, mdtrtID, psnNo string, in []LineInput) (UploadAnswer, error) {
 	now := e.now()
-	var out UploadAnswer
-	err := e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		prefetch(tx, Prefetch{Visit: mdtrtID})
-		var err error
-		out, err = idempotent(ctx, tx, msg, now, func() (UploadAnswer, string, error) {
-			v, err := visitOf(ctx, tx, msg.Institution, mdtrtID, psnNo)
-			if err != nil {
-				return UploadAnswer{}, "", err
-			}
-			if v.Status != VisitOpen {
-				return UploadAnswer{}, "", Errorf(ECONFLICT, "visit %s is %s: no more lines", v.MdtrtID, v.Status)
-			}
-			if len(in) == 0 {
-				return UploadAnswer{}, "", Errorf(EINVALID, "feedetail is empty")
-			}
-			existing, err := tx.Lines(ctx, mdtrtID)
-			if err != nil {
-				return UploadAnswer{}, "", err
-			}
-			lines, err := e.classify(v, existing, in, now)
-			if err != nil {
-				return UploadAnswer{}, "", err
-			}
-			if err := tx.PutLines(ctx, lines); err != nil {
-				return UploadAnswer{}, "", err
-			}
-			ans := UploadAnswer{Lines: make([]PricedLine, len(lines))}
-			for i := range lines {
-				ans.Lines[i] = pricedLine(&lines[i])
-			}
-			return ans, mdtrtID + "/" + in[0].ChrgBchno, nil
-		})
-		return err
+	return once(ctx, e.Store, msg, now, Prefetch{Visit: mdtrtID}, func(ctx context.Context, tx Tx) (UploadAnswer, string, error) {
+		v, err := visitOf(ctx, tx, msg.Institution, mdtrtID, psnNo)
+		if err != nil {
+			return UploadAnswer{}, "", err
+		}
+		if v.Status != VisitOpen {
+			return UploadAnswer{}, "", Errorf(ECONFLICT, "visit %s is %s: no more lines", v.MdtrtID, v.Status)
+		}
+		if len(in) == 0 {
+			return UploadAnswer{}, "", Errorf(EINVALID, "feedetail is empty")
+		}
+		existing, err := tx.Lines(ctx, mdtrtID)
+		if err != nil {
+			return UploadAnswer{}, "", err
+		}
+		lines, err := e.classify(v, existing, in, now)
+		if err != nil {
+			return UploadAnswer{}, "", err
+		}
+		if err := tx.PutLines(ctx, lines); err != nil {
+			return UploadAnswer{}, "", err
+		}
+		ans := UploadAnswer{Lines: make([]PricedLine, len(lines))}
+		for i := range lines {
+			ans.Lines[i] = pricedLine(&lines[i])
+		}
+		return ans, mdtrtID + "/" + in[0].ChrgBchno, nil
 	})
-	return out, err
 }
 
 // classify validates new lines against the visit's and prices them one by one

@@ -12,11 +12,11 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/medsettle/medsettle"
-	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/national"
 	"github.com/medsettle/medsettle/workflows"
 )
 
@@ -82,7 +82,7 @@ func TestMonthlyClearing(t *testing.T) {
 	require.NoError(t, err)
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	tc := ts.GetDefaultClient()
-	hub := hubsim.New(rs)
+	hub := national.New(rs)
 	var now atomic.Value
 	now.Store(time.Date(2026, 3, 10, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)))
 	clock := func() time.Time { return now.Load().(time.Time) }

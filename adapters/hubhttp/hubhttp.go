@@ -6,7 +6,7 @@
 //	province → hub   Client (a settlement.Hub)          POST {hub}/hub/v1/settle, /hub/v1/reverse
 //	hub → province   PeerClient (a settlement.HubPeer)  POST {province}/hub-peer/v1/settle, /hub-peer/v1/reverse
 //	                 PeerHandler serves those at the province
-//	the hub itself   Server: routes, records, injects faults (wraps a *hubsim.Sim)
+//	the hub itself   Server: routes and records (a *national.Hub), injects faults (its Faults)
 //
 // # Wire format
 //

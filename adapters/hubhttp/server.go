@@ -6,16 +6,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/national"
 )
 
-// Server is the national hub over HTTP. It routes, records and injects
-// faults exactly as its *hubsim.Sim does; it adds the network on both sides
+// Server is the national hub over HTTP. It routes and records exactly as
+// its *national.Hub does (and injects faults as its Faults do, when it has
+// them); it adds the network on both sides
 // (provinces call it with a Client, it calls provinces with PeerClients) and
 // checks who is calling:
 //
@@ -25,13 +25,17 @@ import (
 //	GET  /hub/v1/records[?msgid=X]         admin: the hub's record of every message
 //	GET  /healthz                          anyone
 //
-// Fault semantics are the Sim's: drop-request never calls the insured
-// province, drop-answer calls it and discards the answer, delay delivers
-// after Sim.DelayBy while the caller gets no answer, duplicate delivers
+// Fault semantics are adapters/hubsim's: drop-request never calls the
+// insured province, drop-answer calls it and discards the answer, delay
+// delivers after a while the caller gets no answer, duplicate delivers
 // twice. Every fault but duplicate answers the caller 504 (or not at all),
 // which its Client reports as settlement.ErrUnknownOutcome.
 type Server struct {
-	Sim    *hubsim.Sim
+	Hub *national.Hub
+	// Faults, when set, wraps Hub (adapters/hubsim.Wrap(Hub)): requests are
+	// routed through it, and POST /hub/v1/faults drives it. Without it that
+	// endpoint answers 404.
+	Faults Faults
 	Tokens Tokens
 	// PeerTimeout bounds each call to a province (default DefaultPeerTimeout);
 	// set it before Connect.
@@ -44,14 +48,26 @@ type Server struct {
 	connected map[string]bool
 }
 
-// NewServer returns a hub serving sim with tokens.
-func NewServer(sim *hubsim.Sim, tokens Tokens) *Server {
-	return &Server{Sim: sim, Tokens: tokens}
+// Faults is a hub that injects faults around the server's national.Hub.
+type Faults interface {
+	// For is the hub as province sees it, faults included.
+	For(province string) settlement.Hub
+	// InjectNamed makes the next settle requests suffer the faults named
+	// (none, drop-request, drop-answer, delay, duplicate), in order, and the
+	// next failReverses reversals fail; an unknown name injects nothing.
+	InjectNamed(names []string, failReverses int) error
+	// Wait blocks until delayed deliveries have happened.
+	Wait()
 }
 
-// Connect registers the platform of province at peerURL with the Sim, as a
+// NewServer returns a hub serving hub with tokens.
+func NewServer(hub *national.Hub, tokens Tokens) *Server {
+	return &Server{Hub: hub, Tokens: tokens}
+}
+
+// Connect registers the platform of province at peerURL with the Hub, as a
 // PeerClient presenting Tokens.Peer[province]. Connect every province
-// rather than calling Sim.Register: a reversal towards a province of the
+// rather than calling Hub.Register: a reversal towards a province of the
 // rules that is not connected is answered 503 (retry), not refused.
 func (s *Server) Connect(province, peerURL string) error {
 	tok := s.Tokens.Peer[province]
@@ -62,7 +78,7 @@ func (s *Server) Connect(province, peerURL string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("hub: province %s: %q is not an http(s) URL", province, peerURL)
 	}
-	s.Sim.Register(province, &PeerClient{URL: peerURL, Token: tok, Timeout: s.PeerTimeout, HTTPClient: s.HTTPClient})
+	s.Hub.Register(province, &PeerClient{URL: peerURL, Token: tok, Timeout: s.PeerTimeout, HTTPClient: s.HTTPClient})
 	s.mu.Lock()
 	if s.connected == nil {
 		s.connected = map[string]bool{}
@@ -80,7 +96,19 @@ func (s *Server) isConnected(province string) bool {
 }
 
 // Wait blocks until delayed deliveries have happened.
-func (s *Server) Wait() { s.Sim.Wait() }
+func (s *Server) Wait() {
+	if s.Faults != nil {
+		s.Faults.Wait()
+	}
+}
+
+// endpoint is the hub as province p sees it.
+func (s *Server) endpoint(p string) settlement.Hub {
+	if s.Faults != nil {
+		return s.Faults.For(p)
+	}
+	return s.Hub.For(p)
+}
 
 // Handler returns the hub's HTTP handler.
 func (s *Server) Handler() http.Handler {
@@ -105,8 +133,8 @@ func (s *Server) province(w http.ResponseWriter, r *http.Request) (string, bool)
 
 // ownInstitution checks that inst (of region, when given) is an institution of province p.
 func (s *Server) ownInstitution(w http.ResponseWriter, p, inst, region string) bool {
-	in := s.Sim.Rules.Institutions[inst]
-	if in == nil || (region != "" && in.Admdvs != region) || s.Sim.Rules.Province(in.Admdvs) != p {
+	in := s.Hub.Rules.Institutions[inst]
+	if in == nil || (region != "" && in.Admdvs != region) || s.Hub.Rules.Province(in.Admdvs) != p {
 		writeError(w, http.StatusForbidden, settlement.EFORBIDDEN, "fixmedins_code %s (mdtrtarea_admvs %q) is not an institution of province %s", inst, region, p)
 		return false
 	}
@@ -134,7 +162,7 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request) {
 	if !s.ownInstitution(w, p, c.Institution, c.InstitutionRegion) {
 		return
 	}
-	a, err := s.Sim.For(p).Settle(r.Context(), c)
+	a, err := s.endpoint(p).Settle(r.Context(), c)
 	writeResult(w, logger(s.Log), "hub settle msgid "+c.Msgid+" from "+p, a, err, http.StatusBadGateway)
 }
 
@@ -157,11 +185,11 @@ func (s *Server) reverse(w http.ResponseWriter, r *http.Request) {
 	// A reversal must go through: a province of the rules that is not
 	// connected (yet) is a reason to retry, not a refusal (which would stop
 	// the treatment side's Reverser for good).
-	if to := s.Sim.Rules.Province(rev.InsuredRegion); to != "" && !s.isConnected(to) {
+	if to := s.Hub.Rules.Province(rev.InsuredRegion); to != "" && !s.isConnected(to) {
 		writeError(w, http.StatusServiceUnavailable, settlement.EINTERNAL, "province %s is not connected to the hub: retry later", to)
 		return
 	}
-	a, err := s.Sim.For(p).Reverse(r.Context(), rev)
+	a, err := s.endpoint(p).Reverse(r.Context(), rev)
 	writeResult(w, logger(s.Log), "hub reverse msgid "+rev.Msgid+" from "+p, a, err, http.StatusBadGateway)
 }
 
@@ -185,18 +213,12 @@ type FaultsRequest struct {
 // maxFaults bounds one injection.
 const maxFaults = 1000
 
-// ParseFault returns the fault named name (hubsim.Fault's String form).
-func ParseFault(name string) (hubsim.Fault, error) {
-	for f := hubsim.None; f <= hubsim.Duplicate; f++ {
-		if f.String() == name {
-			return f, nil
-		}
-	}
-	return hubsim.None, fmt.Errorf("unknown fault %q (none, drop-request, drop-answer, delay, duplicate)", name)
-}
-
 func (s *Server) faults(w http.ResponseWriter, r *http.Request) {
 	if !s.admin(w, r) {
+		return
+	}
+	if s.Faults == nil {
+		writeError(w, http.StatusNotFound, settlement.ENOTFOUND, "this hub injects no faults")
 		return
 	}
 	var req FaultsRequest
@@ -207,24 +229,15 @@ func (s *Server) faults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, settlement.EINVALID, "at most %d faults and fail_reverses in 0..%d", maxFaults, maxFaults)
 		return
 	}
-	fs := make([]hubsim.Fault, len(req.Faults))
-	for i, n := range req.Faults {
-		f, err := ParseFault(strings.TrimSpace(n))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, settlement.EINVALID, "faults[%d]: %v", i, err)
-			return
-		}
-		fs[i] = f
-	}
-	s.Sim.Inject(fs...)
-	if req.FailReverses > 0 {
-		s.Sim.FailReverses(req.FailReverses)
+	if err := s.Faults.InjectNamed(req.Faults, req.FailReverses); err != nil {
+		writeError(w, http.StatusBadRequest, settlement.EINVALID, "%v", err)
+		return
 	}
 	logger(s.Log).Info("hub: faults injected", "faults", req.Faults, "fail_reverses", req.FailReverses)
 	writeResult(w, logger(s.Log), "faults", req, nil, http.StatusInternalServerError)
 }
 
-// Record is one message as the hub saw it (hubsim.Record in JSON).
+// Record is one message as the hub saw it (national.Record in JSON).
 type Record struct {
 	At     time.Time `json:"at"`
 	Kind   string    `json:"kind"` // settle, reverse
@@ -246,12 +259,16 @@ func (s *Server) records(w http.ResponseWriter, r *http.Request) {
 	}
 	msgid := r.URL.Query().Get("msgid")
 	out := RecordsAnswer{Records: []Record{}}
-	for _, rec := range s.Sim.Records() {
+	for _, rec := range s.Hub.Records() {
 		if msgid != "" && rec.Msgid != msgid {
 			continue
 		}
+		fault := rec.Fault
+		if fault == "" {
+			fault = "none"
+		}
 		out.Records = append(out.Records, Record{At: rec.At, Kind: rec.Kind, From: rec.From, To: rec.To, Msgid: rec.Msgid,
-			Fault: rec.Fault.String(), Result: rec.Result})
+			Fault: fault, Result: rec.Result})
 	}
 	writeResult(w, logger(s.Log), "records", out, nil, http.StatusInternalServerError)
 }

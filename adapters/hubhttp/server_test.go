@@ -10,9 +10,9 @@ import (
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/hubhttp"
-	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/national"
 )
 
 // The hub's answers when the insured province is not there, or turns the
@@ -22,7 +22,7 @@ func TestServerRouting(t *testing.T) {
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
 	tokens := hubhttp.DevTokens(hohhot, wuhan)
-	hub := hubhttp.NewServer(hubsim.New(rs), tokens)
+	hub := hubhttp.NewServer(national.New(rs), tokens)
 	hubTS := httptest.NewServer(hub.Handler())
 	defer hubTS.Close()
 	ctx := context.Background()
@@ -72,4 +72,12 @@ func TestServerRouting(t *testing.T) {
 	// A province not in --peer has no token to connect with.
 	require.Error(t, hub.Connect(harbin, peer.URL))
 	require.Error(t, hub.Connect(wuhan, "ftp://x"))
+
+	// The records are the national hub's; a hub without Faults injects none.
+	admin := &hubhttp.Admin{URL: hubTS.URL, Token: tokens.Admin}
+	recs, err := admin.Records(ctx, "M1")
+	require.NoError(t, err)
+	require.NotEmpty(t, recs)
+	require.Equal(t, "none", recs[0].Fault)
+	require.ErrorContains(t, admin.Inject(ctx, 0, "drop-answer"), "injects no faults")
 }

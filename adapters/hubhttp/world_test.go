@@ -98,7 +98,8 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	require.NoError(t, err)
 	sim := hubsim.New(rs)
 	sim.DelayBy = o.delayBy
-	hub := hubhttp.NewServer(sim, testTokens(t))
+	hub := hubhttp.NewServer(sim.Hub, testTokens(t))
+	hub.Faults = sim
 	hub.PeerTimeout = 5 * time.Second
 	hub.Log = pgfixture.Quiet()
 	hubTS := httptest.NewServer(hub.Handler())

@@ -21,12 +21,12 @@ import (
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
-	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/adapters/kafka"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/localpg"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/national"
 	"github.com/medsettle/medsettle/workflows"
 )
 
@@ -100,7 +100,7 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 	defer stopTemporal(ts, log)
 	tc := ts.GetDefaultClient()
 
-	hub := hubsim.New(rs)
+	hub := national.New(rs)
 	platforms := make([]*platform, 0, len(devProvinces))
 	peers := map[string]workflows.ClearingPeer{}
 	for i, prov := range devProvinces {
@@ -200,7 +200,7 @@ func dbName(province string) string { return "prov_" + province }
 
 // startPlatform creates, migrates and seeds a province's database and wires its engine and server.
 func startPlatform(ctx context.Context, log *slog.Logger, cluster *localpg.Cluster, rs *rules.RuleSet, prov string, keys []byte,
-	hub *hubsim.Sim, tc client.Client) (*platform, error) {
+	hub *national.Hub, tc client.Client) (*platform, error) {
 	admin, err := pgx.Connect(ctx, cluster.DSN("postgres"))
 	if err != nil {
 		return nil, err

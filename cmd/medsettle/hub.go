@@ -163,7 +163,8 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 
 	sim := hubsim.New(rs)
 	sim.DelayBy = c.delay
-	srv := hubhttp.NewServer(sim, tokens)
+	srv := hubhttp.NewServer(sim.Hub, tokens)
+	srv.Faults = sim // the admin endpoint injects faults
 	srv.PeerTimeout = c.peerTimeout
 	srv.Log = log
 	for _, p := range provs {
