@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle/adapters/hubsim"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/national"
 )
 
 // hub is the national hub's core as these flows use it: it routes a claim
@@ -20,7 +20,7 @@ type hub interface {
 	For(province string) settlement.Hub
 }
 
-func newHub(rs *rules.RuleSet) hub { return hubsim.New(rs) }
+func newHub(rs *rules.RuleSet) hub { return national.New(rs) }
 
 // world is two provinces, each with its own store, joined by the hub.
 type world struct {
