@@ -312,3 +312,6 @@ type StmtTotals struct {
 	AcctPay          Money `json:"acct_pay"`
 	FixmedinsSetlCnt int   `json:"fixmedins_setl_cnt"`
 }
+
+// Match reports whether the platform's totals equal the HIS's.
+func (s *Stmtinfo) Match() bool { return s.StmtRslt == "0" }
