@@ -10,7 +10,6 @@ import (
 	"strings"
 )
 
-
 // Principal is who an API key belongs to (the counter interface and the
 // bureau console authenticate by key): an institution, or a bureau (医保局) of
 // one pooling region.

@@ -558,4 +558,3 @@ func (c *counter) sale(ctx context.Context) (*fsiclient.Settlement, *settlement.
 		CertType: certType, CertNo: certNo, Fees: c.fees(1+c.rnd.IntN(3), "", "drug")})
 	return s, p, err
 }
-
