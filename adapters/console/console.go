@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -30,7 +29,7 @@ type Config struct {
 	// Reconciler runs 3201/3202 for the reconciliation page; nil disables it.
 	Reconciler Reconciler
 	// Keys are the API keys: only bureau keys (bureau:<admdvs>) open the console.
-	Keys *httpapi.Keys
+	Keys *settlement.Keys
 	// Rules name institutions and regions and tell which institutions are a
 	// region's; nil shows codes only and disables reconciliation.
 	Rules *rules.RuleSet

@@ -19,7 +19,6 @@ import (
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/console"
-	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
@@ -111,7 +110,7 @@ func newEnv(t *testing.T) *env {
 
 	raw, err := medsettle.DevKeys()
 	require.NoError(t, err)
-	keys, err := httpapi.LoadKeys(bytes.NewReader(raw))
+	keys, err := settlement.LoadKeys(bytes.NewReader(raw))
 	require.NoError(t, err)
 	h, err := console.New(console.Config{Reader: st, Reconciler: e.engine, Keys: keys, Rules: rs, Province: "150000",
 		Now: c.Now, Secret: bytes.Repeat([]byte("k"), 32), Log: pgfixture.Quiet()})

@@ -8,8 +8,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/medsettle/medsettle/adapters/fsiclient"
-	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/adapters/fsi"
+	fsiclient "github.com/medsettle/medsettle/adapters/fsi/client"
 )
 
 // Keys are the API keys of the institutions the day uses (fixmedins_code -> key).
@@ -25,20 +25,26 @@ type Day struct {
 	books   map[string]*fsiclient.Totals // per institution: what its HIS recorded today
 }
 
-func (d *Day) client(inst string) *fsiclient.Client {
-	if d.clients == nil {
-		d.clients = map[string]*fsiclient.Client{}
-	}
-	c := d.clients[inst]
-	if c == nil {
-		c = fsiclient.New(d.URL, d.Keys[inst], inst, fsiclient.WithTimeout(10*time.Second))
+// institutions are the counters of the day.
+var institutions = []string{"H15010000011", "H15010000032", "P15010000201"}
+
+// open makes the client of every institution of the day.
+func (d *Day) open() error {
+	d.clients = map[string]*fsiclient.Client{}
+	for _, inst := range institutions {
+		c, err := fsiclient.New(d.URL, d.Keys[inst], inst, fsiclient.WithTimeout(10*time.Second))
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
 		d.clients[inst] = c
 	}
-	return c
+	return nil
 }
 
+func (d *Day) client(inst string) *fsiclient.Client { return d.clients[inst] }
+
 func (d *Day) print(what, inst string, s *fsiclient.Settlement) {
-	i := s.Info
+	i := s.Setlinfo
 	fmt.Fprintf(d.Out, "%-28s %-13s %-21s %-6s %10s %10s %9s %10s  insured %s  setl_id %s\n",
 		what, inst, i.PsnNo, i.MedType, i.MedfeeSumamt, i.FundPaySumamt, i.AcctPay, i.PsnCashPay, i.ClrOptins, i.SetlID)
 	if d.books == nil {
@@ -62,6 +68,9 @@ func (d *Day) print(what, inst string, s *fsiclient.Settlement) {
 
 // Run plays the day. It stops at the first unexpected answer.
 func (d *Day) Run(ctx context.Context) error {
+	if err := d.open(); err != nil {
+		return err
+	}
 	fmt.Fprintf(d.Out, "%-28s %-13s %-21s %-6s %10s %10s %9s %10s\n", "", "institution", "person", "med", "medfee", "funds", "account", "cash")
 	hosp := d.client("H15010000011") // 内蒙古自治区人民医院, Hohhot, level 3
 
@@ -117,7 +126,7 @@ func (d *Day) Run(ctx context.Context) error {
 	if err := ward.Discharge(ctx, v, time.Now(), "J18.900", "肺炎"); err != nil {
 		return fmt.Errorf("2402: %w", err)
 	}
-	total := rules.Money(3 * (8000 + 14200 + 3900))
+	total := fsi.Money(3 * (8000 + 14200 + 3900))
 	s4, err := ward.Settle(ctx, v, fsiclient.SettleParams{Insutype: "390", MedfeeSumamt: total})
 	if err != nil {
 		return fmt.Errorf("2304: %w", err)
@@ -144,19 +153,16 @@ func (d *Day) Run(ctx context.Context) error {
 	}
 
 	// 7. End of day: the hospital reconciles its totals (3201).
-	for _, inst := range []string{"H15010000011", "H15010000032", "P15010000201"} {
+	for _, inst := range institutions {
 		b := d.books[inst]
-		today := rules.Date(0)
-		if t, err := rules.ParseDate(time.Now().In(time.FixedZone("CST", 8*3600)).Format("2006-01-02")); err == nil {
-			today = t
-		}
+		today := time.Now()
 		// Cancelled settlements and their reversals drop out of the standing totals.
 		res, err := d.client(inst).ReconcileTotals(ctx, fsiclient.Totals{From: today, To: today,
 			MedfeeSumamt: b.MedfeeSumamt, FundPaySumamt: b.FundPaySumamt, AcctPay: b.AcctPay, Count: b.Count})
 		if err != nil {
 			return fmt.Errorf("3201 %s: %w", inst, err)
 		}
-		fmt.Fprintf(d.Out, "3201 %s: %s (%s)\n", inst, map[bool]string{true: "totals match", false: "MISMATCH"}[res.Match()], res.Dscr)
+		fmt.Fprintf(d.Out, "3201 %s: %s (%s)\n", inst, map[bool]string{true: "totals match", false: "MISMATCH"}[res.Match()], res.StmtRsltDscr)
 	}
 	return nil
 }

@@ -282,7 +282,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	// The bureau API.
 	rawKeys, err := medsettle.DevKeys()
 	require.NoError(t, err)
-	keys, err := httpapi.LoadKeys(bytes.NewReader(rawKeys))
+	keys, err := settlement.LoadKeys(bytes.NewReader(rawKeys))
 	require.NoError(t, err)
 	key := devKeys(t, rawKeys)
 	api := &httpapi.Server{Engine: engine, Keys: keys, Log: quietLog(), Alerts: alertStore}

@@ -12,55 +12,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/medsettle/medsettle/adapters/fsi"
 )
 
 // Path is the one endpoint of the national interface.
-const Path = "/fsi/api/rsfComIfsService/callService"
+const Path = fsi.Path
 
 // MaxInputChars is the national interface's limit on `input`.
-const MaxInputChars = 40000
+const MaxInputChars = fsi.MaxInputChars
 
 // maxBody bounds a request body: the input limit plus the envelope's fields.
 // The limit counts characters, and one character takes up to 4 bytes of
 // UTF-8, so the input may take 4 × MaxInputChars bytes; 16 KiB is ample for
 // the envelope's other fields.
 const maxBody = 4*MaxInputChars + 16<<10
-
-// Envelope is a request as every HIS sends it.
-type Envelope struct {
-	Infno          string          `json:"infno"`
-	Msgid          string          `json:"msgid"`
-	MdtrtareaAdmvs string          `json:"mdtrtarea_admvs"`
-	InsuplcAdmdvs  string          `json:"insuplc_admdvs"`
-	RecerSysCode   string          `json:"recer_sys_code"`
-	DevNo          string          `json:"dev_no"`
-	DevSafeInfo    string          `json:"dev_safe_info"`
-	Cainfo         string          `json:"cainfo"`
-	Signtype       string          `json:"signtype"`
-	Infver         string          `json:"infver"`
-	OpterType      string          `json:"opter_type"`
-	Opter          string          `json:"opter"`
-	OpterName      string          `json:"opter_name"`
-	InfTime        string          `json:"inf_time"`
-	FixmedinsCode  string          `json:"fixmedins_code"`
-	FixmedinsName  string          `json:"fixmedins_name"`
-	SignNo         string          `json:"sign_no"`
-	Input          json.RawMessage `json:"input"`
-}
-
-// Answer is the envelope of every answer.
-type Answer struct {
-	Infcode     int    `json:"infcode"`
-	InfRefmsgid string `json:"inf_refmsgid"`
-	RefmsgTime  string `json:"refmsg_time"`
-	RespondTime string `json:"respond_time"`
-	ErrMsg      string `json:"err_msg"`
-	WarnMsg     string `json:"warn_msg"`
-	Output      any    `json:"output"`
-}
 
 // refusal is a business refusal: infcode -1 with Msg as err_msg.
 type refusal struct{ Msg string }
@@ -70,11 +40,11 @@ func (r *refusal) Error() string { return r.Msg }
 func refuse(format string, args ...any) error { return &refusal{Msg: fmt.Sprintf(format, args...)} }
 
 // timeLayout is the national interface's time format.
-const timeLayout = "2006-01-02 15:04:05"
+const timeLayout = fsi.TimeLayout
 
 // decodeEnvelope parses and checks the envelope, not yet the input.
-func decodeEnvelope(body []byte) (*Envelope, error) {
-	var env Envelope
+func decodeEnvelope(body []byte) (*fsi.Envelope, error) {
+	var env fsi.Envelope
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&env); err != nil {
 		var te *json.UnmarshalTypeError
@@ -110,19 +80,8 @@ func decodeEnvelope(body []byte) (*Envelope, error) {
 // checkMsgid enforces the national shape: fixmedins_code (12) +
 // yyyyMMddHHmmss (14) + a 4-digit sequence.
 func checkMsgid(msgid, inst string) error {
-	if len(msgid) != 30 {
-		return refuse("msgid %q must be 30 characters: fixmedins_code + yyyyMMddHHmmss + 4-digit sequence", msgid)
-	}
-	if msgid[:12] != inst {
-		return refuse("msgid %q does not start with fixmedins_code %s", msgid, inst)
-	}
-	if _, err := time.Parse("20060102150405", msgid[12:26]); err != nil {
-		return refuse("msgid %q: characters 13-26 are not a yyyyMMddHHmmss time", msgid)
-	}
-	for _, c := range msgid[26:] {
-		if c < '0' || c > '9' {
-			return refuse("msgid %q must end with a 4-digit sequence", msgid)
-		}
+	if err := fsi.CheckMsgid(msgid, inst); err != nil {
+		return &refusal{Msg: err.Error()}
 	}
 	return nil
 }
@@ -130,7 +89,7 @@ func checkMsgid(msgid, inst string) error {
 // digest identifies a request body for idempotency: the same msgid with the
 // same infno and input (whitespace aside) is a repeat; anything else is a
 // different request.
-func digest(env *Envelope) string {
+func digest(env *fsi.Envelope) string {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, env.Input); err != nil {
 		buf.Reset()
@@ -150,7 +109,7 @@ func decodeInput(raw json.RawMessage, v any) error {
 	if err := json.Unmarshal(raw, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return refuse("input.%s: want a %s, got JSON %s", te.Field, jsonKind(te.Type.String()), te.Value)
+			return refuse("input.%s: want a %s, got JSON %s", te.Field, jsonKind(te.Type), te.Value)
 		}
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
@@ -161,13 +120,31 @@ func decodeInput(raw json.RawMessage, v any) error {
 	return nil
 }
 
-func jsonKind(goType string) string {
+// formerlyAnonymous are the input objects that were anonymous structs in
+// this package before they moved to package fsi: a type error on one of them
+// has always shown the struct itself, and still does.
+var formerlyAnonymous = map[reflect.Type]bool{
+	reflect.TypeOf(fsi.SignIn{}): true, reflect.TypeOf(fsi.PersonQuery{}): true, reflect.TypeOf(fsi.VisitRef{}): true,
+	reflect.TypeOf(fsi.Diseinfo{}): true, reflect.TypeOf(fsi.Dscginfo{}): true, reflect.TypeOf(fsi.SetlRef{}): true,
+	reflect.TypeOf(fsi.ReverseRef{}): true,
+}
+
+func jsonKind(t reflect.Type) string {
+	if formerlyAnonymous[t] {
+		fields := make([]reflect.StructField, t.NumField())
+		for i := range fields {
+			f := t.Field(i)
+			fields[i] = reflect.StructField{Name: f.Name, Type: f.Type, Tag: f.Tag}
+		}
+		t = reflect.StructOf(fields)
+	}
+	goType := t.String()
 	switch {
 	case strings.HasPrefix(goType, "[]"):
 		return "array"
 	case goType == "string":
 		return "string"
-	case strings.Contains(goType, "rules.Text"):
+	case strings.Contains(goType, "rules.Text") || strings.Contains(goType, "fsi.Text"):
 		return "string or number"
 	case strings.Contains(goType, "."):
 		return "object"
@@ -198,4 +175,4 @@ func parseTime(path, s string) (time.Time, error) {
 	return t, nil
 }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = fsi.CST

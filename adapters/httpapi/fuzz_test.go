@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/medsettle/medsettle"
+	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -148,8 +149,8 @@ func FuzzInputs(f *testing.F) {
 			return
 		}
 		s := &Server{Engine: &settlement.Engine{Rules: fuzzRules(), Store: noStore{}}}
-		env := &Envelope{Infno: infno, Msgid: "H15010000011202603151000000001", FixmedinsCode: fuzzInst, Input: input}
-		c := &call{env: env, who: Principal{Institution: fuzzInst}, ctx: context.Background(),
+		env := &fsi.Envelope{Infno: infno, Msgid: "H15010000011202603151000000001", FixmedinsCode: fuzzInst, Input: input}
+		c := &call{env: env, who: settlement.Principal{Institution: fuzzInst}, ctx: context.Background(),
 			msg: settlement.Msg{ID: env.Msgid, Infno: infno, Institution: fuzzInst, Digest: "d"}}
 		out, err := h.fn(s, c)
 		switch {
@@ -208,9 +209,9 @@ func FuzzHelpers(f *testing.F) {
 			}
 		}
 
-		lines := []feeLine{{FeedetlSN: rules.Text{S: "1", Set: true}, MdtrtID: "M1", PsnNo: "P1", MedListCodg: "001101000010000",
-			Cnt: rules.Text{S: amount, Set: true}, Pric: rules.Text{S: amount, Set: true},
-			DetItemFeeSumamt: rules.Text{S: amount, Set: true}, FeeOcurTime: ts}}
+		lines := []fsi.FeeLine{{FeedetlSN: fsi.Text{S: "1", Set: true}, MdtrtID: "M1", PsnNo: "P1", MedListCodg: "001101000010000",
+			Cnt: fsi.Text{S: amount, Set: true}, Pric: fsi.Text{S: amount, Set: true},
+			DetItemFeeSumamt: fsi.Text{S: amount, Set: true}, FeeOcurTime: ts}}
 		li, err := lineInputs(lines, "M1", "P1")
 		if err != nil {
 			if !isRefusal(err) || !strings.HasPrefix(err.Error(), "input.feedetail[0].") {
@@ -220,8 +221,8 @@ func FuzzHelpers(f *testing.F) {
 			t.Fatalf("lineInputs = %+v", li)
 		}
 
-		c := &call{env: &Envelope{FixmedinsCode: fuzzInst}}
-		q, err := periodOf(c, stmtData{StmtBegndate: from, StmtEnddate: to, ClrType: clrType})
+		c := &call{env: &fsi.Envelope{FixmedinsCode: fuzzInst}}
+		q, err := periodOf(c, fsi.StmtData{StmtBegndate: from, StmtEnddate: to, ClrType: clrType})
 		if err != nil {
 			if !isRefusal(err) || !strings.HasPrefix(err.Error(), "input.data.") {
 				t.Fatalf("periodOf error %v does not name the field", err)

@@ -91,7 +91,7 @@ func newEnv(t *testing.T) *env {
 	c := &clock{t: testDay}
 	rawKeys, err := medsettle.DevKeys()
 	require.NoError(t, err)
-	keys, err := httpapi.LoadKeys(bytes.NewReader(rawKeys))
+	keys, err := settlement.LoadKeys(bytes.NewReader(rawKeys))
 	require.NoError(t, err)
 	e := &env{t: t, engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, store: st, clock: c, rules: rs,
 		persons: map[string]settlement.Person{}, keys: devKeys(t, rawKeys)}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/rules"
 )
 
@@ -37,7 +38,7 @@ func (pr *ProvinceRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if target == nil {
 		now := time.Now()
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		_ = json.NewEncoder(w).Encode(Answer{Infcode: -1, InfRefmsgid: refmsgid(now), RefmsgTime: now.In(cst).Format(timeLayout),
+		_ = json.NewEncoder(w).Encode(fsi.Answer{Infcode: -1, InfRefmsgid: refmsgid(now), RefmsgTime: now.In(cst).Format(timeLayout),
 			RespondTime: now.In(cst).Format(timeLayout), ErrMsg: "fixmedins_code " + quote(code) + " is not an institution of any platform here"})
 		return
 	}

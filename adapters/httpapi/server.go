@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,13 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/settlement"
 )
 
 // Server serves the counter interface, health and metrics.
 type Server struct {
 	Engine *settlement.Engine
-	Keys   *Keys
+	Keys   *settlement.Keys
 	Log    *slog.Logger
 	// Ready reports whether dependencies (the database) answer; nil means ready.
 	Ready func(ctx context.Context) error
@@ -73,8 +75,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // call is one request in flight.
 type call struct {
-	env  *Envelope
-	who  Principal
+	env  *fsi.Envelope
+	who  settlement.Principal
 	msg  settlement.Msg
 	ctx  context.Context
 	warn string
@@ -82,7 +84,7 @@ type call struct {
 
 func (s *Server) callService(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ans := Answer{InfRefmsgid: refmsgid(start), RefmsgTime: start.In(cst).Format(timeLayout + ".000")}
+	ans := fsi.Answer{InfRefmsgid: refmsgid(start), RefmsgTime: start.In(cst).Format(timeLayout + ".000")}
 	infno := "unknown"
 	status := http.StatusOK
 	defer func() {
@@ -132,42 +134,49 @@ func (s *Server) callService(w http.ResponseWriter, r *http.Request) {
 		Institution: env.FixmedinsCode, Digest: digest(env)}}
 	out, err := h.fn(s, c)
 	ans.WarnMsg = c.warn
+	if err == nil {
+		// Marshalled here rather than by the encoder, so that Answer is one
+		// type for the server and the client (Output is raw JSON).
+		if ans.Output, err = json.Marshal(out); err != nil {
+			err = fmt.Errorf("encoding the output of %s: %w", env.Infno, err)
+		}
+	}
 	if err != nil {
-		ans.Infcode, ans.ErrMsg = -1, s.errMsg(c, err)
+		ans.Infcode = -1
+		ans.ErrMsg, ans.ErrCode = s.errMsg(c, err)
 		s.Log.LogAttrs(ctx, slog.LevelInfo, "refused", slog.String("infno", env.Infno), slog.String("msgid", env.Msgid),
 			slog.String("fixmedins_code", env.FixmedinsCode), slog.String("err_msg", ans.ErrMsg),
 			slog.Int64("ms", time.Since(start).Milliseconds()))
 		return
 	}
-	ans.Output = out
 	// The line of every transaction; LogAttrs, not Info: no boxing of the
 	// values into a []any and back.
 	s.Log.LogAttrs(ctx, slog.LevelInfo, "served", slog.String("infno", env.Infno), slog.String("msgid", env.Msgid),
 		slog.String("fixmedins_code", env.FixmedinsCode), slog.Int64("ms", time.Since(start).Milliseconds()))
 }
 
-// errMsg turns an error into err_msg: refusals are shown, internal errors are
-// logged with their detail and shown only as a reference.
-func (s *Server) errMsg(c *call, err error) string {
+// errMsg turns an error into err_msg and err_code: refusals are shown,
+// internal errors are logged with their detail and shown only as a
+// reference, with the code fsi.ErrCodeOutcomeUnknown.
+func (s *Server) errMsg(c *call, err error) (msg, code string) {
 	var rf *refusal
 	if errors.As(err, &rf) {
-		return rf.Msg
+		return rf.Msg, ""
 	}
-	code := settlement.ErrorCode(err)
-	if code != settlement.EINTERNAL {
-		return settlement.ErrorMessage(err)
+	if settlement.ErrorCode(err) != settlement.EINTERNAL {
+		return settlement.ErrorMessage(err), ""
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.Log.Error("timed out", "infno", c.env.Infno, "msgid", c.env.Msgid, "err", err)
-		return "the platform did not finish in time; the outcome is unknown: reverse msgid " + c.env.Msgid + " with 2601"
+		return "the platform did not finish in time; the outcome is unknown: reverse msgid " + c.env.Msgid + " with 2601", fsi.ErrCodeOutcomeUnknown
 	}
 	s.Log.Error("internal error", "infno", c.env.Infno, "msgid", c.env.Msgid, "err", err)
-	return "internal error (msgid " + c.env.Msgid + "); the outcome is unknown: reverse it with 2601"
+	return "internal error (msgid " + c.env.Msgid + "); the outcome is unknown: reverse it with 2601", fsi.ErrCodeOutcomeUnknown
 }
 
 // authorize scopes a principal: an institution acts only as itself; a
 // bureau reads, for its own region only.
-func (s *Server) authorize(who Principal, env *Envelope, h handler) error {
+func (s *Server) authorize(who settlement.Principal, env *fsi.Envelope, h handler) error {
 	if p := s.Engine.Province; p != "" {
 		// A province's platform serves the institutions of its province.
 		if inst := s.Engine.Rules.Institutions[env.FixmedinsCode]; inst != nil && s.Engine.Rules.Province(inst.Admdvs) != p {

@@ -2,6 +2,7 @@ package hubhttp
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -46,7 +47,11 @@ func (c *Client) Settle(ctx context.Context, rc settlement.RemoteClaim) (settlem
 		what = "preview of visit " + rc.MdtrtID
 	}
 	var a settlement.RemoteAnswer
-	if err := c.call(SettlePath, what).do(ctx, toWire(rc), &a); err != nil {
+	w, err := toWire(rc)
+	if err != nil {
+		return settlement.RemoteAnswer{}, fmt.Errorf("hubhttp: %s: not sent: %w", what, err)
+	}
+	if err := c.call(SettlePath, what).do(ctx, w, &a); err != nil {
 		return settlement.RemoteAnswer{}, err
 	}
 	return a, nil

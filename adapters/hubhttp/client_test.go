@@ -49,7 +49,7 @@ func TestClaimCrossesTheWireIntact(t *testing.T) {
 	require.Equal(t, "S1", a.SetlID)
 	require.True(t, reflect.DeepEqual(want, got), "sent %+v\nreceived %+v", want, got)
 
-	// Plain JSON would lose them: this is why the wire carries priced_ext.
+	// Plain JSON would lose them: this is why the wire carries national priced lines.
 	b, err := json.Marshal(want)
 	require.NoError(t, err)
 	var plain settlement.RemoteClaim
@@ -57,9 +57,10 @@ func TestClaimCrossesTheWireIntact(t *testing.T) {
 	require.NotEqual(t, want.Lines[0].Priced, plain.Lines[0].Priced)
 }
 
-// A guard: priced_ext carries exactly the LineResult fields its JSON omits.
-// A new json:"-" field in rules.LineResult must be added to the wire too.
-func TestPricedExtCoversHiddenFields(t *testing.T) {
+// A guard: the wire's priced line carries exactly the LineResult fields
+// its JSON omits. A new json:"-" field in rules.LineResult must be added to
+// the wire too.
+func TestWireCoversHiddenFields(t *testing.T) {
 	var hidden []string
 	rt := reflect.TypeFor[rules.LineResult]()
 	for i := 0; i < rt.NumField(); i++ {
@@ -240,8 +241,8 @@ func TestPeerHandler(t *testing.T) {
 	require.NotContains(t, body, "database", "internal detail is logged, not sent")
 	code, _ = post(t, settleURL, tok, nil, `{"msgid":"ok"} {"msgid":"again"}`)
 	require.Equal(t, 400, code)
-	code, _ = post(t, settleURL, tok, nil, `{"msgid":"ok","priced_ext":[{}]}`)
-	require.Equal(t, 400, code, "priced_ext must match the lines")
+	code, _ = post(t, settleURL, tok, nil, `{"msgid":"ok","feedetail":[{"feedetl_sn":"1","pric_uplmt_amt":"x"}]}`)
+	require.Equal(t, 400, code, "a line's classification must be readable")
 	code, _ = post(t, settleURL, tok, nil, `{"msgid":"`+strings.Repeat("x", hubhttp.MaxBody)+`"}`)
 	require.Equal(t, 413, code)
 	code, _ = post(t, settleURL, "wrong-hub-token-0123", nil, `{"msgid":"ok"}`)

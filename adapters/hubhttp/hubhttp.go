@@ -16,11 +16,12 @@
 //	Authorization: Bearer <token>
 //	X-Medsettle-Province: <sending province>   (province → hub only)
 //
-// A claim additionally carries "priced_ext": the part of each line's
-// classification (rules.LineResult) that its JSON form leaves out (list type,
-// price cap, self-pay proportion). The insured side compares its own
-// classification with the treatment side's field by field, so the transport
-// must deliver the claim exactly as the treatment side built it.
+// A claim's lines ("feedetail") are national priced lines (fsi.PricedLine,
+// as 2204 answers them) with their med_list_codg: they carry each line's
+// whole classification (list type, price cap, self-pay proportion
+// included). The insured side compares its own classification with the
+// treatment side's field by field, so the transport must deliver the claim
+// exactly as the treatment side built it.
 //
 // Every answer body is an envelope, at most MaxBody bytes:
 //
@@ -75,6 +76,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -124,44 +126,62 @@ type envelope struct {
 	Error  *WireError      `json:"error,omitempty"`
 }
 
-// lineClass is the part of a rules.LineResult its JSON form leaves out.
-type lineClass struct {
-	ListType    string      `json:"list_type"`
-	PriceCap    rules.Money `json:"pric_uplmt_amt"`
-	HasCap      bool        `json:"has_cap"`
-	SelfpayProp rules.Ratio `json:"selfpay_prop"`
-}
-
-// wireClaim is a RemoteClaim as sent: its JSON plus the lines' full classification.
+// wireClaim is a RemoteClaim as sent: its lines are national priced lines
+// (fsi.PricedLine, as 2204 answers them), which carry a line's whole
+// classification, with the line's code.
 type wireClaim struct {
 	settlement.RemoteClaim
-	PricedExt []lineClass `json:"priced_ext,omitempty"`
+	Lines []wireLine `json:"feedetail"`
 }
 
-func toWire(c settlement.RemoteClaim) wireClaim {
-	w := wireClaim{RemoteClaim: c}
-	if len(c.Lines) > 0 {
-		w.PricedExt = make([]lineClass, len(c.Lines))
-		for i, l := range c.Lines {
-			p := l.Priced
-			w.PricedExt[i] = lineClass{ListType: p.ListType, PriceCap: p.PriceCap, HasCap: p.HasCap, SelfpayProp: p.SelfpayProp}
+// wireLine is one line of a claim on the wire.
+type wireLine struct {
+	Code string `json:"med_list_codg"`
+	fsi.PricedLine
+}
+
+func toWire(c settlement.RemoteClaim) (wireClaim, error) {
+	w := wireClaim{RemoteClaim: c, Lines: make([]wireLine, len(c.Lines))}
+	w.RemoteClaim.Lines = nil
+	for i, l := range c.Lines {
+		p := l.Priced
+		if p.SN != l.SN || p.Amount != l.Amount || (!p.HasCap && p.PriceCap != 0) || (p.Level == "" && p.SelfpayProp != 0) {
+			return w, fmt.Errorf("line %s: its classification does not match the line", l.SN)
 		}
+		pl := fsi.PricedLine{FeedetlSN: l.SN, DetItemFeeSumamt: fsi.Money(l.Amount), Cnt: l.Cnt, Pric: l.Pric,
+			FulamtOwnpayAmt: fsi.Money(p.Fulamt), OverlmtAmt: fsi.Money(p.Over), PreselfpayAmt: fsi.Money(p.Pre),
+			InscpScpAmt: fsi.Money(p.Inscp), ChrgitmLv: string(p.Level), MedChrgitmType: p.ListType}
+		if p.HasCap {
+			pl.PricUplmtAmt = p.PriceCap.String()
+		}
+		if p.Level != "" {
+			pl.SelfpayProp = p.SelfpayProp.String()
+		}
+		w.Lines[i] = wireLine{Code: l.Code, PricedLine: pl}
 	}
-	return w
+	return w, nil
 }
 
 func (w wireClaim) claim() (settlement.RemoteClaim, error) {
 	c := w.RemoteClaim
-	if len(w.PricedExt) == 0 {
-		return c, nil
-	}
-	if len(w.PricedExt) != len(c.Lines) {
-		return c, fmt.Errorf("priced_ext has %d entries for %d feedetail lines", len(w.PricedExt), len(c.Lines))
-	}
-	c.Lines = append([]settlement.RemoteLine(nil), c.Lines...)
-	for i, x := range w.PricedExt {
-		p := &c.Lines[i].Priced
-		p.ListType, p.PriceCap, p.HasCap, p.SelfpayProp = x.ListType, x.PriceCap, x.HasCap, x.SelfpayProp
+	c.Lines = nil
+	for _, l := range w.Lines {
+		p := rules.LineResult{SN: l.FeedetlSN, Amount: rules.Money(l.DetItemFeeSumamt), Fulamt: rules.Money(l.FulamtOwnpayAmt),
+			Over: rules.Money(l.OverlmtAmt), Pre: rules.Money(l.PreselfpayAmt), Inscp: rules.Money(l.InscpScpAmt),
+			Level: rules.Level(l.ChrgitmLv), ListType: l.MedChrgitmType}
+		var err error
+		if l.PricUplmtAmt != "" {
+			p.HasCap = true
+			if p.PriceCap, err = rules.ParseMoney(l.PricUplmtAmt); err != nil {
+				return c, fmt.Errorf("feedetail %s: pric_uplmt_amt %q: %w", l.FeedetlSN, l.PricUplmtAmt, err)
+			}
+		}
+		if l.SelfpayProp != "" {
+			if p.SelfpayProp, err = rules.ParseRatio(l.SelfpayProp); err != nil {
+				return c, fmt.Errorf("feedetail %s: selfpay_prop %q: %w", l.FeedetlSN, l.SelfpayProp, err)
+			}
+		}
+		c.Lines = append(c.Lines, settlement.RemoteLine{SN: l.FeedetlSN, Code: l.Code, Cnt: l.Cnt, Pric: l.Pric, Amount: p.Amount, Priced: p})
 	}
 	return c, nil
 }

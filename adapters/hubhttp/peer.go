@@ -2,6 +2,7 @@ package hubhttp
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -110,7 +111,11 @@ func (p *PeerClient) SettleForHub(ctx context.Context, c settlement.RemoteClaim)
 		what = "preview of visit " + c.MdtrtID
 	}
 	var a settlement.RemoteAnswer
-	if err := p.call(PeerSettlePath, what).do(ctx, toWire(c), &a); err != nil {
+	w, err := toWire(c)
+	if err != nil {
+		return settlement.RemoteAnswer{}, fmt.Errorf("hubhttp: %s: not sent: %w", what, err)
+	}
+	if err := p.call(PeerSettlePath, what).do(ctx, w, &a); err != nil {
 		return settlement.RemoteAnswer{}, err
 	}
 	return a, nil

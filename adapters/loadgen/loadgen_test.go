@@ -70,7 +70,7 @@ func startServer(t *testing.T) (*postgres.Store, *httptest.Server, *rules.RuleSe
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	rs, raw, keys, persons := devFixture(t)
-	k, err := httpapi.LoadKeys(bytes.NewReader(raw))
+	k, err := settlement.LoadKeys(bytes.NewReader(raw))
 	require.NoError(t, err)
 	srv := httptest.NewServer((&httpapi.Server{Engine: &settlement.Engine{Rules: rs, Store: st}, Keys: k, Log: quietLog()}).Handler())
 	t.Cleanup(srv.Close)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/medsettle/medsettle/adapters/console"
-	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -103,7 +102,7 @@ func writeFileWith(path string, write func(io.Writer) error) error {
 // $MEDSETTLE_CONSOLE_SECRET (at least 32 bytes) when set, else with a random
 // key (sessions then end when the process does). Until ctx ends it keeps the
 // day totals of closed days summed in the background (console.KeepWarm).
-func withConsole(ctx context.Context, api http.Handler, st *postgres.Store, e *settlement.Engine, keys *httpapi.Keys, province string, tls bool, log *slog.Logger) (http.Handler, error) {
+func withConsole(ctx context.Context, api http.Handler, st *postgres.Store, e *settlement.Engine, keys *settlement.Keys, province string, tls bool, log *slog.Logger) (http.Handler, error) {
 	var secret []byte
 	if s := os.Getenv("MEDSETTLE_CONSOLE_SECRET"); s != "" {
 		secret = []byte(s)

@@ -157,7 +157,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 
 // newServer wires the engine, the store and the keys into the HTTP server.
 func newServer(e *settlement.Engine, st *postgres.Store, keys []byte, log *slog.Logger) (*httpapi.Server, error) {
-	k, err := httpapi.LoadKeys(bytes.NewReader(keys))
+	k, err := settlement.LoadKeys(bytes.NewReader(keys))
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +233,6 @@ func runKeysHash(_ context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "medsettle keys hash: a key must have at least 16 characters")
 		return 2
 	}
-	fmt.Fprintln(stdout, httpapi.HashKey(key))
+	fmt.Fprintln(stdout, settlement.HashKey(key))
 	return 0
 }

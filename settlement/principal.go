@@ -1,4 +1,4 @@
-package httpapi
+package settlement
 
 import (
 	"crypto/sha256"
@@ -10,7 +10,8 @@ import (
 	"strings"
 )
 
-// Principal is who a key belongs to: an institution, or a bureau (医保局) of
+// Principal is who an API key belongs to (the counter interface and the
+// bureau console authenticate by key): an institution, or a bureau (医保局) of
 // one pooling region.
 type Principal struct {
 	Institution string // fixmedins_code, for an institution key

@@ -1,5 +1,5 @@
-// Package fsiclient is a Go client of the national counter interface as
-// medsettle serves it (INTERFACES.md), for HIS and pharmacy POS integrators.
+// Package client is a Go client of the national counter interface as
+// medsettle serves it (package fsi), for HIS and pharmacy POS integrators.
 //
 // Every transaction is one message: the national envelope around an input,
 // identified by its msgid. The msgid is the idempotency key of the platform,
@@ -16,9 +16,11 @@
 // msgid. errors.Is(err, ErrReversed) tells that the message has been undone
 // (or recorded as never to take effect) and the sale can be started again.
 //
-// A Client is safe for concurrent use. Use one Client per institution per
-// process: msgids are unique within a Client, not across Clients.
-package fsiclient
+// A Client is safe for concurrent use, and its msgids are unique within it.
+// Several processes of one institution (counters, terminals) must not
+// produce the same msgid: give each its own WithTerminal (or
+// WithSequenceRange) so that their msgid sequences never overlap.
+package client
 
 import (
 	"bytes"
@@ -28,22 +30,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"math/rand"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/medsettle/medsettle/adapters/fsi"
 )
-
-// Path is the one endpoint of the national interface.
-const Path = "/fsi/api/rsfComIfsService/callService"
-
-// CST is China Standard Time (UTC+8): msgids and times at the counter use it.
-var CST = time.FixedZone("CST", 8*3600)
-
-// TimeLayout is the national interface's time format.
-const TimeLayout = "2006-01-02 15:04:05"
 
 // maxAnswer bounds an answer body read into memory.
 const maxAnswer = 8 << 20
@@ -61,11 +56,14 @@ type Client struct {
 	backoff        time.Duration
 	maxBackoff     time.Duration
 	reverseTimeout time.Duration
-	env            Envelope // the static envelope fields
+	env            fsi.Envelope // the static envelope fields
 	observe        func(Observation)
 
+	seqFirst, seqSize int   // the msgid sequences of this client: seqFirst .. seqFirst+seqSize-1
+	err               error // a bad option, returned by New
+
 	mu   sync.Mutex
-	seq  int   // next msgid sequence, mod 10000
+	seq  int   // next msgid sequence, counted from seqFirst, mod seqSize
 	sec  int64 // the second (Unix) of the last msgid
 	used int   // msgids issued with second sec
 }
@@ -138,103 +136,111 @@ type Observation struct {
 // concurrent use when the Client is shared.
 func WithObserver(fn func(Observation)) Option { return func(c *Client) { c.observe = fn } }
 
+// WithSequenceRange makes msgids end in sequences first .. last only
+// (0 <= first <= last <= 9999), so that processes of one institution given
+// disjoint ranges never produce the same msgid. The client then has
+// last-first+1 msgids per second (see Msgid).
+func WithSequenceRange(first, last int) Option {
+	return func(c *Client) {
+		if first < 0 || last > 9999 || first > last {
+			c.err = fmt.Errorf("client: sequence range %d..%d is not within 0..9999", first, last)
+			return
+		}
+		c.seqFirst, c.seqSize = first, last-first+1
+	}
+}
+
+// WithTerminal is WithSequenceRange for terminal i (0-based) of n: the
+// 10,000 sequences are split into n equal ranges and terminal i uses the
+// i-th. Give every counter process of the institution the same n and its
+// own i.
+func WithTerminal(i, n int) Option {
+	return func(c *Client) {
+		if n < 1 || n > 10000 || i < 0 || i >= n {
+			c.err = fmt.Errorf("client: terminal %d of %d: want 0 <= i < n <= 10000", i, n)
+			return
+		}
+		WithSequenceRange(i*10000/n, (i+1)*10000/n-1)(c)
+	}
+}
+
 // WithClock sets the clock of msgids and inf_time (tests).
 func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
 
 // New returns a client of the platform at baseURL ("https://host:port") for
-// institution fixmedinsCode, authenticating with apiKey. A bureau key with an
-// institution's code reads that institution's accounts (3201/3202).
-func New(baseURL, apiKey, fixmedinsCode string, opts ...Option) *Client {
+// institution fixmedinsCode (12 characters), authenticating with apiKey. A
+// bureau key with an institution's code reads that institution's accounts
+// (3201/3202). The error is a bad option or code.
+func New(baseURL, apiKey, fixmedinsCode string, opts ...Option) (*Client, error) {
 	c := &Client{
 		url:        strings.TrimRight(baseURL, "/"),
 		key:        apiKey,
 		inst:       fixmedinsCode,
 		hc:         &http.Client{Timeout: 15 * time.Second},
-		log:        slog.New(slog.DiscardHandler),
+		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:        time.Now,
 		attempts:   3,
 		backoff:    200 * time.Millisecond,
 		maxBackoff: 5 * time.Second,
-		env: Envelope{RecerSysCode: "MEDSETTLE", Infver: "V1.0", OpterType: "1", Opter: "0001",
+		seqSize:    10000,
+		env: fsi.Envelope{RecerSysCode: "MEDSETTLE", Infver: "V1.0", OpterType: "1", Opter: "0001",
 			OpterName: "收费员", FixmedinsCode: fixmedinsCode},
-		seq: randInt(10000),
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	return c
+	if c.err != nil {
+		return nil, c.err
+	}
+	if len(fixmedinsCode) != 12 {
+		return nil, fmt.Errorf("client: fixmedins_code %q is not 12 characters", fixmedinsCode)
+	}
+	c.seq = randInt(c.seqSize)
+	return c, nil
 }
 
 // Institution is the fixmedins_code the client acts for.
 func (c *Client) Institution() string { return c.inst }
 
 // Msgid returns a new msgid: fixmedins_code (12) + yyyyMMddHHmmss (CST, 14)
-// + a 4-digit sequence. The sequence is the client's counter mod 10000, so a
-// client has 10,000 msgids per second. It never hands out one twice: after
-// the 10,000th msgid of a second it stamps the next second (its msgids then
-// run ahead of the clock until the clock catches up), and a clock that steps
-// back is ignored. The counter starts at a random value so that a restarted
-// process is unlikely to meet its predecessor's msgids of the same second;
-// two Clients of one institution running at once can still collide, so share
-// one Client per institution.
+// + a 4-digit sequence. The sequence is the client's counter within its
+// range (all of 0000-9999 unless WithTerminal or WithSequenceRange), so a
+// client has as many msgids per second as its range holds. It never hands
+// out one twice: after the last msgid of a second it stamps the next second
+// (its msgids then run ahead of the clock until the clock catches up), and a
+// clock that steps back is ignored. The counter starts at a random value so
+// that a restarted process is unlikely to meet its predecessor's msgids of
+// the same second; two Clients of one institution running at once collide
+// only if their ranges overlap.
 func (c *Client) Msgid() string {
 	c.mu.Lock()
 	sec := max(c.now().Unix(), c.sec)
 	if sec != c.sec {
 		c.sec, c.used = sec, 0
 	}
-	if c.used == 10000 {
+	if c.used == c.seqSize {
 		c.sec, c.used = c.sec+1, 0
 	}
 	c.used++
-	seq := c.seq
-	c.seq = (c.seq + 1) % 10000
+	seq := c.seqFirst + c.seq
+	c.seq = (c.seq + 1) % c.seqSize
 	stamp := c.sec
 	c.mu.Unlock()
-	return fmt.Sprintf("%s%s%04d", c.inst, time.Unix(stamp, 0).In(CST).Format("20060102150405"), seq)
+	return fmt.Sprintf("%s%s%04d", c.inst, time.Unix(stamp, 0).In(fsi.CST).Format(fsi.MsgidStampLayout), seq)
 }
 
-// Envelope is a request as the national interface carries it.
-type Envelope struct {
-	Infno          string          `json:"infno"`
-	Msgid          string          `json:"msgid"`
-	MdtrtareaAdmvs string          `json:"mdtrtarea_admvs"`
-	InsuplcAdmdvs  string          `json:"insuplc_admdvs"`
-	RecerSysCode   string          `json:"recer_sys_code"`
-	DevNo          string          `json:"dev_no"`
-	DevSafeInfo    string          `json:"dev_safe_info"`
-	Cainfo         string          `json:"cainfo"`
-	Signtype       string          `json:"signtype"`
-	Infver         string          `json:"infver"`
-	OpterType      string          `json:"opter_type"`
-	Opter          string          `json:"opter"`
-	OpterName      string          `json:"opter_name"`
-	InfTime        string          `json:"inf_time"`
-	FixmedinsCode  string          `json:"fixmedins_code"`
-	FixmedinsName  string          `json:"fixmedins_name"`
-	SignNo         string          `json:"sign_no"`
-	Input          json.RawMessage `json:"input"`
-}
-
-// Answer is the platform's answer envelope.
+// Answer is the platform's answer to one message.
 type Answer struct {
-	Infcode     int             `json:"infcode"`
-	InfRefmsgid string          `json:"inf_refmsgid"`
-	RefmsgTime  string          `json:"refmsg_time"`
-	RespondTime string          `json:"respond_time"`
-	ErrMsg      string          `json:"err_msg"`
-	WarnMsg     string          `json:"warn_msg"`
-	Output      json.RawMessage `json:"output"`
-
+	fsi.Answer
 	// Msgid is the msgid of the message answered; Attempts how many sends it took.
-	Msgid    string `json:"-"`
-	Attempts int    `json:"-"`
+	Msgid    string
+	Attempts int
 }
 
-// Decode unmarshals the output into v.
+// Decode unmarshals the output into v (the infno's output type of package fsi).
 func (a *Answer) Decode(v any) error {
-	if err := json.Unmarshal(a.Output, v); err != nil {
-		return fmt.Errorf("fsiclient: decoding output of msgid %s: %w", a.Msgid, err)
+	if err := a.Answer.Decode(v); err != nil {
+		return fmt.Errorf("client: msgid %s: %w", a.Msgid, err)
 	}
 	return nil
 }
@@ -245,18 +251,20 @@ type Refusal struct {
 	Infno  string
 	Msgid  string
 	ErrMsg string
+	// ErrCode is the answer's err_code: fsi.ErrCodeOutcomeUnknown or "".
+	ErrCode string
 	// Status is the HTTP status (401 for a bad key, 200 for a business refusal).
 	Status int
 }
 
 func (r *Refusal) Error() string {
-	return fmt.Sprintf("fsiclient: %s msgid %s refused: %s", r.Infno, r.Msgid, r.ErrMsg)
+	return fmt.Sprintf("client: %s msgid %s refused: %s", r.Infno, r.Msgid, r.ErrMsg)
 }
 
 // OutcomeUnknown reports whether the platform said it could not tell the
 // outcome (an internal error or its own time-out): then the message must be
 // reversed with 2601, which CallSettle does.
-func (r *Refusal) OutcomeUnknown() bool { return strings.Contains(r.ErrMsg, "outcome is unknown") }
+func (r *Refusal) OutcomeUnknown() bool { return r.ErrCode == fsi.ErrCodeOutcomeUnknown }
 
 // HTTPError is an answer that is not the platform's envelope: a proxy's
 // error page, or a 4xx without a body. 5xx and 429 are resent; others are final.
@@ -266,15 +274,15 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("fsiclient: HTTP %d: %s", e.Status, e.Body)
+	return fmt.Sprintf("client: HTTP %d: %s", e.Status, e.Body)
 }
 
 // ErrUnknownOutcome is matched (errors.Is) by every *UnknownOutcome.
-var ErrUnknownOutcome = errors.New("fsiclient: outcome unknown")
+var ErrUnknownOutcome = errors.New("client: outcome unknown")
 
 // ErrReversed is matched (errors.Is) by an *UnknownOutcome whose message was
 // reversed by 2601: what it did is undone, or it will never take effect.
-var ErrReversed = errors.New("fsiclient: outcome unknown; reversed by 2601")
+var ErrReversed = errors.New("client: outcome unknown; reversed by 2601")
 
 // UnknownOutcome is a message that got no answer after every attempt (or
 // whose answer said the outcome is unknown).
@@ -301,7 +309,7 @@ func (e *UnknownOutcome) Reversed() bool { return e.Reversal != nil && e.Reversa
 
 func (e *UnknownOutcome) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fsiclient: %s msgid %s: outcome unknown after %d attempt(s) (last: %v)", e.Infno, e.Msgid, e.Attempts, e.Last)
+	fmt.Fprintf(&b, "client: %s msgid %s: outcome unknown after %d attempt(s) (last: %v)", e.Infno, e.Msgid, e.Attempts, e.Last)
 	switch r := e.Reversal; {
 	case r == nil:
 		b.WriteString("; not reversed: reverse it with 2601")
@@ -320,16 +328,6 @@ func (e *UnknownOutcome) Is(target error) bool {
 
 func (e *UnknownOutcome) Unwrap() error { return e.Last }
 
-// Reversible reports whether 2601 can undo a message of infno: 2201, 2204,
-// 2207, 2301, 2304, 2401 and 2102.
-func Reversible(infno string) bool {
-	switch infno {
-	case "2201", "2204", "2207", "2301", "2304", "2401", "2102":
-		return true
-	}
-	return false
-}
-
 // message is one message ready to send: resends use the same bytes.
 type message struct {
 	infno, msgid string
@@ -339,14 +337,14 @@ type message struct {
 func (c *Client) newMessage(infno string, input any) (*message, error) {
 	in, err := json.Marshal(input)
 	if err != nil {
-		return nil, fmt.Errorf("fsiclient: encoding input of %s: %w", infno, err)
+		return nil, fmt.Errorf("client: encoding input of %s: %w", infno, err)
 	}
 	env := c.env
 	env.Infno, env.Msgid, env.Input = infno, c.Msgid(), in
-	env.InfTime = c.now().In(CST).Format(TimeLayout)
+	env.InfTime = c.now().In(fsi.CST).Format(fsi.TimeLayout)
 	body, err := json.Marshal(&env)
 	if err != nil {
-		return nil, fmt.Errorf("fsiclient: encoding envelope of %s: %w", infno, err)
+		return nil, fmt.Errorf("client: encoding envelope of %s: %w", infno, err)
 	}
 	return &message{infno: infno, msgid: env.Msgid, body: body}, nil
 }
@@ -375,7 +373,7 @@ func (c *Client) CallSettle(ctx context.Context, infno, psnNo string, input any)
 		return nil, err
 	}
 	ans, err := c.send(ctx, m)
-	if err == nil || !Reversible(infno) {
+	if err == nil || !fsi.Reversible(infno) {
 		return ans, err
 	}
 	var uo *UnknownOutcome
@@ -418,7 +416,7 @@ func (c *Client) reverseLost(ctx context.Context, psnNo string, lost *message) *
 		c.log.Error("reversal failed", "msgid", lost.msgid, "reversal_msgid", m.msgid, "err", err)
 		return rev
 	}
-	var out reverseOutput
+	var out fsi.ReverseOutput
 	if err := ans.Decode(&out); err != nil {
 		rev.Err = err
 		return rev
@@ -427,8 +425,8 @@ func (c *Client) reverseLost(ctx context.Context, psnNo string, lost *message) *
 	return rev
 }
 
-func reverseInput(psnNo, omsgid, oinfno string) any {
-	return map[string]any{"data": map[string]string{"psn_no": psnNo, "omsgid": omsgid, "oinfno": oinfno}}
+func reverseInput(psnNo, omsgid, oinfno string) fsi.ReverseInput {
+	return fsi.ReverseInput{Data: fsi.ReverseRef{PsnNo: psnNo, Omsgid: omsgid, Oinfno: oinfno}}
 }
 
 // send delivers m, resending it until an answer arrives or attempts run out.
@@ -484,9 +482,9 @@ func (c *Client) deliver(ctx context.Context, m *message) (*Answer, error) {
 
 // once sends m once; retry says whether the outcome is still unknown.
 func (c *Client) once(ctx context.Context, m *message) (ans *Answer, retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+Path, bytes.NewReader(m.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+fsi.Path, bytes.NewReader(m.body))
 	if err != nil {
-		return nil, false, fmt.Errorf("fsiclient: %w", err)
+		return nil, false, fmt.Errorf("client: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("Authorization", "Bearer "+c.key)
@@ -512,7 +510,7 @@ func (c *Client) once(ctx context.Context, m *message) (ans *Answer, retry bool,
 		return nil, true, fmt.Errorf("HTTP %d answer is not an envelope: %v", resp.StatusCode, err)
 	}
 	if a.Infcode != 0 {
-		return &a, false, &Refusal{Infno: m.infno, Msgid: m.msgid, ErrMsg: a.ErrMsg, Status: resp.StatusCode}
+		return &a, false, &Refusal{Infno: m.infno, Msgid: m.msgid, ErrMsg: a.ErrMsg, ErrCode: a.ErrCode, Status: resp.StatusCode}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, false, &HTTPError{Status: resp.StatusCode, Body: snippet(body)}
@@ -549,7 +547,7 @@ func randInt(n int) int {
 	if n <= 0 {
 		return 0
 	}
-	return rand.IntN(n)
+	return rand.Intn(n)
 }
 
 func snippet(b []byte) string {

@@ -1,4 +1,4 @@
-package fsiclient
+package client
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
-	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/adapters/fsi"
 )
 
 // Typed helpers for the common flow of a counter. Each is one transaction;
@@ -31,38 +31,19 @@ type PersonInfo struct {
 	Certno        string
 	Insutype      string // 310 employee, 390 resident
 	PsnType       string
-	InsuplcAdmdvs string      // the insured region
-	Balc          rules.Money // personal account balance
-	Idet          []string    // psn_idet_type of each identity (medical assistance)
+	InsuplcAdmdvs string    // the insured region
+	Balc          fsi.Money // personal account balance
+	Idet          []string  // psn_idet_type of each identity (medical assistance)
 }
 
 // Person is 1101: who holds certificate certNo of certType (01 e-voucher
 // psn_no, 02 ID number, 03 insurance card).
 func (c *Client) Person(ctx context.Context, certType, certNo string) (*PersonInfo, error) {
-	ans, err := c.Call(ctx, "1101", map[string]any{"data": map[string]string{
-		"mdtrt_cert_type": certType, "mdtrt_cert_no": certNo, "psn_cert_type": "", "certno": "", "psn_name": ""}})
+	ans, err := c.Call(ctx, "1101", fsi.PersonInput{Data: fsi.PersonQuery{MdtrtCertType: certType, MdtrtCertNo: certNo}})
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Baseinfo struct {
-			PsnNo   string `json:"psn_no"`
-			PsnName string `json:"psn_name"`
-			Gend    string `json:"gend"`
-			Brdy    string `json:"brdy"`
-			Age     int    `json:"age"`
-			Certno  string `json:"certno"`
-		} `json:"baseinfo"`
-		Insuinfo []struct {
-			Balc          rules.Money `json:"balc"`
-			Insutype      string      `json:"insutype"`
-			PsnType       string      `json:"psn_type"`
-			InsuplcAdmdvs string      `json:"insuplc_admdvs"`
-		} `json:"insuinfo"`
-		Idetinfo []struct {
-			PsnIdetType string `json:"psn_idet_type"`
-		} `json:"idetinfo"`
-	}
+	var out fsi.PersonOutput
 	if err := ans.Decode(&out); err != nil {
 		return nil, err
 	}
@@ -103,32 +84,23 @@ type Registration struct {
 	DrName   string
 }
 
-func (r Registration) data(c *Client) map[string]string {
+func (c *Client) visitData(r Registration) fsi.VisitData {
 	begin := r.Begin
 	if begin.IsZero() {
 		begin = c.now()
 	}
-	return map[string]string{"psn_no": r.PsnNo, "insutype": r.Insutype, "begntime": begin.In(CST).Format(TimeLayout),
-		"mdtrt_cert_type": r.CertType, "mdtrt_cert_no": r.CertNo, "ipt_otp_no": r.IptOtpNo, "med_type": r.MedType,
-		"dise_codg": r.DiseCodg, "dise_name": r.DiseName, "dept_code": r.DeptCode, "dept_name": r.DeptName,
-		"dr_name": r.DrName, "atddr_no": "", "caty": r.DeptCode}
-}
-
-type visitOutput struct {
-	MdtrtID  string `json:"mdtrt_id"`
-	PsnNo    string `json:"psn_no"`
-	IptOtpNo string `json:"ipt_otp_no"`
+	return fsi.VisitData{PsnNo: r.PsnNo, Insutype: r.Insutype, Begntime: begin.In(fsi.CST).Format(fsi.TimeLayout),
+		MdtrtCertType: r.CertType, MdtrtCertNo: r.CertNo, IptOtpNo: r.IptOtpNo, MedType: r.MedType,
+		DiseCodg: r.DiseCodg, DiseName: r.DiseName, DeptCode: r.DeptCode, DeptName: r.DeptName, DrName: r.DrName, Caty: r.DeptCode}
 }
 
 // RegisterOutpatient is 2201: it opens an outpatient visit.
 func (c *Client) RegisterOutpatient(ctx context.Context, r Registration) (Visit, error) {
-	ans, err := c.CallSettle(ctx, "2201", r.PsnNo, map[string]any{"data": r.data(c)})
+	ans, err := c.CallSettle(ctx, "2201", r.PsnNo, fsi.OutpatientInput{Data: c.visitData(r)})
 	if err != nil {
 		return Visit{}, err
 	}
-	var out struct {
-		Data visitOutput `json:"data"`
-	}
+	var out fsi.OutpatientOutput
 	if err := ans.Decode(&out); err != nil {
 		return Visit{}, err
 	}
@@ -140,19 +112,16 @@ func (c *Client) Admit(ctx context.Context, r Registration) (Visit, error) {
 	if r.MedType == "" {
 		r.MedType = "21"
 	}
-	d := r.data(c)
-	d["ipt_no"] = r.IptOtpNo
-	in := map[string]any{"mdtrtinfo": d, "diseinfo": []map[string]string{}}
+	in := fsi.MdtrtInput{Mdtrtinfo: c.visitData(r), Diseinfo: []fsi.Diseinfo{}}
+	in.Mdtrtinfo.IptNo = r.IptOtpNo
 	if r.DiseCodg != "" {
-		in["diseinfo"] = []map[string]string{{"diag_code": r.DiseCodg, "diag_name": r.DiseName, "diag_type": "1"}}
+		in.Diseinfo = []fsi.Diseinfo{{DiagCode: r.DiseCodg, DiagName: r.DiseName, DiagType: "1"}}
 	}
 	ans, err := c.CallSettle(ctx, "2401", r.PsnNo, in)
 	if err != nil {
 		return Visit{}, err
 	}
-	var out struct {
-		Result visitOutput `json:"result"`
-	}
+	var out fsi.AdmissionOutput
 	if err := ans.Decode(&out); err != nil {
 		return Visit{}, err
 	}
@@ -164,8 +133,8 @@ func (c *Client) Discharge(ctx context.Context, v Visit, end time.Time, diseCodg
 	if end.IsZero() {
 		end = c.now()
 	}
-	_, err := c.Call(ctx, "2402", map[string]any{"dscginfo": map[string]string{"mdtrt_id": v.MdtrtID, "psn_no": v.PsnNo,
-		"endtime": end.In(CST).Format(TimeLayout), "dise_codg": diseCodg, "dise_name": diseName}})
+	_, err := c.Call(ctx, "2402", fsi.DischargeInput{Dscginfo: fsi.Dscginfo{MdtrtID: v.MdtrtID, PsnNo: v.PsnNo,
+		Endtime: end.In(fsi.CST).Format(fsi.TimeLayout), DiseCodg: diseCodg, DiseName: diseName}})
 	return err
 }
 
@@ -187,34 +156,34 @@ func (f Fee) amount() (string, error) {
 	}
 	cnt, err := decimal.NewFromString(f.Cnt)
 	if err != nil {
-		return "", fmt.Errorf("fsiclient: fee %s: cnt %q: %w", f.SN, f.Cnt, err)
+		return "", fmt.Errorf("client: fee %s: cnt %q: %w", f.SN, f.Cnt, err)
 	}
 	pric, err := decimal.NewFromString(f.Pric)
 	if err != nil {
-		return "", fmt.Errorf("fsiclient: fee %s: pric %q: %w", f.SN, f.Pric, err)
+		return "", fmt.Errorf("client: fee %s: pric %q: %w", f.SN, f.Pric, err)
 	}
 	return cnt.Mul(pric).Round(2).StringFixed(2), nil
 }
 
 // Total is the sum of the fees' amounts: the medfee_sumamt to settle them.
-func Total(fees []Fee) (rules.Money, error) {
-	var sum rules.Money
+func Total(fees []Fee) (fsi.Money, error) {
+	var sum fsi.Money
 	for _, f := range fees {
 		a, err := f.amount()
 		if err != nil {
 			return 0, err
 		}
-		m, err := rules.ParseMoney(a)
+		m, err := fsi.ParseMoney(a)
 		if err != nil {
-			return 0, fmt.Errorf("fsiclient: fee %s: amount %q: %w", f.SN, a, err)
+			return 0, fmt.Errorf("client: fee %s: %w", f.SN, err)
 		}
 		sum += m
 	}
 	return sum, nil
 }
 
-func (c *Client) feedetail(fees []Fee, mdtrtID, psnNo, bchno string) ([]map[string]string, error) {
-	out := make([]map[string]string, len(fees))
+func (c *Client) feedetail(fees []Fee, mdtrtID, psnNo, bchno string) ([]fsi.FeeLine, error) {
+	out := make([]fsi.FeeLine, len(fees))
 	for i, f := range fees {
 		amt, err := f.amount()
 		if err != nil {
@@ -224,32 +193,16 @@ func (c *Client) feedetail(fees []Fee, mdtrtID, psnNo, bchno string) ([]map[stri
 		if t.IsZero() {
 			t = c.now()
 		}
-		out[i] = map[string]string{"feedetl_sn": f.SN, "mdtrt_id": mdtrtID, "psn_no": psnNo, "chrg_bchno": bchno,
-			"med_list_codg": f.Code, "medins_list_codg": f.HospCode, "det_item_fee_sumamt": amt, "cnt": f.Cnt,
-			"pric": f.Pric, "fee_ocur_time": t.In(CST).Format(TimeLayout)}
+		out[i] = fsi.FeeLine{FeedetlSN: fsi.T(f.SN), MdtrtID: mdtrtID, PsnNo: psnNo, ChrgBchno: bchno,
+			MedListCodg: f.Code, MedinsListCodg: f.HospCode, DetItemFeeSumamt: fsi.T(amt), Cnt: fsi.T(f.Cnt),
+			Pric: fsi.T(f.Pric), FeeOcurTime: t.In(fsi.CST).Format(fsi.TimeLayout)}
 	}
 	return out, nil
 }
 
-// PricedLine is how the platform classified an uploaded line.
-type PricedLine struct {
-	SN          string      `json:"feedetl_sn"`
-	Amount      rules.Money `json:"det_item_fee_sumamt"`
-	Cnt         string      `json:"cnt"`
-	Pric        string      `json:"pric"`
-	PricUplmt   string      `json:"pric_uplmt_amt"`
-	SelfpayProp string      `json:"selfpay_prop"`
-	Fulamt      rules.Money `json:"fulamt_ownpay_amt"`
-	Over        rules.Money `json:"overlmt_amt"`
-	Pre         rules.Money `json:"preselfpay_amt"`
-	Inscp       rules.Money `json:"inscp_scp_amt"`
-	Level       string      `json:"chrgitm_lv"`
-	ListType    string      `json:"med_chrgitm_type"`
-}
-
 // UploadFees is 2204 (2301 for an admission): it adds the fees to the visit
 // as charge batch chrgBchno, and returns each line's classification.
-func (c *Client) UploadFees(ctx context.Context, v Visit, chrgBchno string, fees []Fee) ([]PricedLine, error) {
+func (c *Client) UploadFees(ctx context.Context, v Visit, chrgBchno string, fees []Fee) ([]fsi.PricedLine, error) {
 	lines, err := c.feedetail(fees, v.MdtrtID, v.PsnNo, chrgBchno)
 	if err != nil {
 		return nil, err
@@ -258,27 +211,25 @@ func (c *Client) UploadFees(ctx context.Context, v Visit, chrgBchno string, fees
 	if v.Inpatient {
 		infno = "2301"
 	}
-	ans, err := c.CallSettle(ctx, infno, v.PsnNo, map[string]any{"feedetail": lines})
+	ans, err := c.CallSettle(ctx, infno, v.PsnNo, fsi.FeeInput{Feedetail: lines})
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Result []PricedLine `json:"result"`
-	}
+	var out fsi.FeeOutput
 	return out.Result, ans.Decode(&out)
 }
 
 // SettleParams are the fields of 2206/2207 (2303/2304) beyond the visit.
 type SettleParams struct {
 	Insutype     string
-	MedType      string      // 11 general, 14 chronic; "" is 11 for a visit, 21 for an admission
-	MedfeeSumamt rules.Money // the HIS's total of the visit's lines: must match the platform's
-	UseAccount   bool        // acct_used_flag: pay from the personal account
+	MedType      string    // 11 general, 14 chronic; "" is 11 for a visit, 21 for an admission
+	MedfeeSumamt fsi.Money // the HIS's total of the visit's lines: must match the platform's
+	UseAccount   bool      // acct_used_flag: pay from the personal account
 	CertType     string
 	CertNo       string
 }
 
-func (p SettleParams) input(v Visit) map[string]any {
+func (p SettleParams) data(v Visit) fsi.SettleData {
 	if p.MedType == "" {
 		p.MedType = "11"
 		if v.Inpatient {
@@ -289,45 +240,23 @@ func (p SettleParams) input(v Visit) map[string]any {
 	if p.UseAccount {
 		flag = "1"
 	}
-	return map[string]any{"data": map[string]string{"psn_no": v.PsnNo, "mdtrt_id": v.MdtrtID, "mdtrt_cert_type": p.CertType,
-		"mdtrt_cert_no": p.CertNo, "med_type": p.MedType, "medfee_sumamt": p.MedfeeSumamt.String(), "psn_setlway": "01",
-		"chrg_bchno": "", "insutype": p.Insutype, "acct_used_flag": flag, "mid_setl_flag": "0"}}
-}
-
-// SetlInfo is the national setlinfo: the identifiers and, embedded, the split
-// of the claim as rules.Setlinfo (so it compares with rules.Price directly).
-type SetlInfo struct {
-	MdtrtID  string `json:"mdtrt_id"`
-	SetlID   string `json:"setl_id"`
-	PsnNo    string `json:"psn_no"`
-	SetlTime string `json:"setl_time"`
-	MedType  string `json:"med_type"`
-	Insutype string `json:"insutype"`
-	rules.Setlinfo
-	CvlservPay   rules.Money `json:"cvlserv_pay"`
-	HifesPay     rules.Money `json:"hifes_pay"`
-	OthPay       rules.Money `json:"oth_pay"`
-	HospPartAmt  rules.Money `json:"hosp_part_amt"`
-	MedinsSetlID string      `json:"medins_setl_id"`
-	ClrOptins    string      `json:"clr_optins"`
-	ClrWay       string      `json:"clr_way"`
-	ClrType      string      `json:"clr_type"`
+	return fsi.SettleData{PsnNo: v.PsnNo, MdtrtID: v.MdtrtID, MdtrtCertType: p.CertType, MdtrtCertNo: p.CertNo,
+		MedType: p.MedType, MedfeeSumamt: fsi.T(p.MedfeeSumamt.String()), PsnSetlway: "01", Insutype: p.Insutype,
+		AcctUsedFlag: flag, MidSetlFlag: "0"}
 }
 
 // Settlement is a settlement (or a cancellation's reversal, amounts negated).
 type Settlement struct {
-	Info   SetlInfo            `json:"setlinfo"`
-	Detail []rules.FundPayment `json:"setldetail"`
-	Msgid  string              `json:"-"` // of the message that made it
+	fsi.SettleOutput
+	Msgid string // of the message that made it
 }
 
 func settlementOf(ans *Answer) (*Settlement, error) {
-	var s Settlement
-	if err := ans.Decode(&s); err != nil {
+	s := &Settlement{Msgid: ans.Msgid}
+	if err := ans.Decode(&s.SettleOutput); err != nil {
 		return nil, err
 	}
-	s.Msgid = ans.Msgid
-	return &s, nil
+	return s, nil
 }
 
 // PreSettle is 2206 (2303 for an admission): the settlement as it would be; nothing is written.
@@ -336,7 +265,7 @@ func (c *Client) PreSettle(ctx context.Context, v Visit, p SettleParams) (*Settl
 	if v.Inpatient {
 		infno = "2303"
 	}
-	ans, err := c.Call(ctx, infno, p.input(v))
+	ans, err := c.Call(ctx, infno, fsi.SettleInput{Data: p.data(v)})
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +278,7 @@ func (c *Client) Settle(ctx context.Context, v Visit, p SettleParams) (*Settleme
 	if v.Inpatient {
 		infno = "2304"
 	}
-	ans, err := c.CallSettle(ctx, infno, v.PsnNo, p.input(v))
+	ans, err := c.CallSettle(ctx, infno, v.PsnNo, fsi.SettleInput{Data: p.data(v)})
 	if err != nil {
 		return nil, err
 	}
@@ -360,14 +289,14 @@ func (c *Client) Settle(ctx context.Context, v Visit, p SettleParams) (*Settleme
 // settlement's med_type): it cancels settlement s and returns the reversal.
 func (c *Client) Cancel(ctx context.Context, s *Settlement) (*Settlement, error) {
 	infno := "2208"
-	switch s.Info.MedType {
+	switch s.Setlinfo.MedType {
 	case "21":
 		infno = "2305"
 	case "41":
 		infno = "2103"
 	}
-	ans, err := c.Call(ctx, infno, map[string]any{"data": map[string]string{
-		"setl_id": s.Info.SetlID, "mdtrt_id": s.Info.MdtrtID, "psn_no": s.Info.PsnNo}})
+	i := s.Setlinfo
+	ans, err := c.Call(ctx, infno, fsi.CancelInput{Data: fsi.SetlRef{SetlID: i.SetlID, MdtrtID: i.MdtrtID, PsnNo: i.PsnNo}})
 	if err != nil {
 		return nil, err
 	}
@@ -395,9 +324,7 @@ func (c *Client) PharmacySettle(ctx context.Context, s Sale) (*Settlement, error
 		return nil, err
 	}
 	p := SettleParams{Insutype: s.Insutype, MedType: "41", MedfeeSumamt: total, UseAccount: s.UseAccount, CertType: s.CertType, CertNo: s.CertNo}
-	in := p.input(Visit{PsnNo: s.PsnNo})
-	in["feedetail"] = lines
-	ans, err := c.CallSettle(ctx, "2102", s.PsnNo, in)
+	ans, err := c.CallSettle(ctx, "2102", s.PsnNo, fsi.PharmacyInput{Data: p.data(Visit{PsnNo: s.PsnNo}), Feedetail: lines})
 	if err != nil {
 		return nil, err
 	}
@@ -406,21 +333,11 @@ func (c *Client) PharmacySettle(ctx context.Context, s Sale) (*Settlement, error
 
 // ReverseResult is the answer of 2601.
 type ReverseResult struct {
-	// Outcome: "reversed" (what the message did is undone), "voided" (it never
-	// arrived and will be refused if it does), "already_reversed".
+	// Outcome: fsi.Reversed (what the message did is undone), fsi.Voided (it
+	// never arrived and will be refused if it does), fsi.AlreadyReversed.
 	Outcome string
 	// Setl is the reversal of the settlement the message made, if it made one.
 	Setl *Settlement
-}
-
-type reverseOutput struct {
-	Data struct {
-		Omsgid string `json:"omsgid"`
-		Oinfno string `json:"oinfno"`
-		Rslt   string `json:"rslt"`
-	} `json:"data"`
-	Setlinfo   *SetlInfo           `json:"setlinfo"`
-	Setldetail []rules.FundPayment `json:"setldetail"`
 }
 
 // Reverse is 2601 (冲正): it undoes message omsgid (of infno oinfno, for
@@ -430,58 +347,41 @@ func (c *Client) Reverse(ctx context.Context, psnNo, omsgid, oinfno string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	var out reverseOutput
+	var out fsi.ReverseOutput
 	if err := ans.Decode(&out); err != nil {
 		return nil, err
 	}
 	r := &ReverseResult{Outcome: out.Data.Rslt}
-	if out.Setlinfo != nil {
-		r.Setl = &Settlement{Info: *out.Setlinfo, Detail: out.Setldetail, Msgid: ans.Msgid}
+	if rs := out.ReversedSettlement; rs != nil {
+		r.Setl = &Settlement{SettleOutput: fsi.SettleOutput{Setlinfo: rs.Setlinfo, Setldetail: rs.Setldetail}, Msgid: ans.Msgid}
 	}
 	return r, nil
 }
 
 // Totals are the HIS's sums of a period, for 3201.
 type Totals struct {
-	Insutype      string     // "" = all
-	ClrType       string     // "" = all; 11, 14, 21 or 41
-	From, To      rules.Date // settlement dates, inclusive
-	MedfeeSumamt  rules.Money
-	FundPaySumamt rules.Money
-	AcctPay       rules.Money
+	Insutype      string    // "" = all
+	ClrType       string    // "" = all; 11, 14, 21 or 41
+	From, To      time.Time // settlement dates (their CST day), inclusive
+	MedfeeSumamt  fsi.Money
+	FundPaySumamt fsi.Money
+	AcctPay       fsi.Money
 	Count         int
 }
 
-// TotalsResult is the answer of 3201.
-type TotalsResult struct {
-	SetlOptins string `json:"setl_optins"`
-	Result     string `json:"stmt_rslt"` // "0" match, "1" mismatch
-	Dscr       string `json:"stmt_rslt_dscr"`
-	Platform   struct {
-		MedfeeSumamt  rules.Money `json:"medfee_sumamt"`
-		FundPaySumamt rules.Money `json:"fund_pay_sumamt"`
-		AcctPay       rules.Money `json:"acct_pay"`
-		Count         int         `json:"fixmedins_setl_cnt"`
-	} `json:"platform"`
-}
-
-// Match reports whether the platform's totals equal the HIS's.
-func (r *TotalsResult) Match() bool { return r.Result == "0" }
-
 // ReconcileTotals is 3201 (对总账): it compares the HIS's totals of a period
-// with the platform's. An institution key reconciles its own institution; a
-// bureau key any institution of its region (the client's fixmedins_code).
-func (c *Client) ReconcileTotals(ctx context.Context, t Totals) (*TotalsResult, error) {
-	ans, err := c.Call(ctx, "3201", map[string]any{"data": map[string]string{
-		"insutype": t.Insutype, "clr_type": t.ClrType, "setl_optins": "", "stmt_begndate": t.From.String(),
-		"stmt_enddate": t.To.String(), "medfee_sumamt": t.MedfeeSumamt.String(), "fund_pay_sumamt": t.FundPaySumamt.String(),
-		"acct_pay": t.AcctPay.String(), "fixmedins_setl_cnt": fmt.Sprint(t.Count)}})
+// with the platform's (Stmtinfo.Match). An institution key reconciles its own
+// institution; a bureau key any institution of its region (the client's
+// fixmedins_code).
+func (c *Client) ReconcileTotals(ctx context.Context, t Totals) (*fsi.Stmtinfo, error) {
+	ans, err := c.Call(ctx, "3201", fsi.TotalsInput{Data: fsi.StmtData{Insutype: t.Insutype, ClrType: t.ClrType,
+		StmtBegndate: t.From.In(fsi.CST).Format(fsi.DateLayout), StmtEnddate: t.To.In(fsi.CST).Format(fsi.DateLayout),
+		MedfeeSumamt: fsi.T(t.MedfeeSumamt.String()), FundPaySumamt: fsi.T(t.FundPaySumamt.String()),
+		AcctPay: fsi.T(t.AcctPay.String()), FixmedinsSetlCnt: fsi.T(fmt.Sprint(t.Count))}})
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Stmtinfo TotalsResult `json:"stmtinfo"`
-	}
+	var out fsi.TotalsOutput
 	if err := ans.Decode(&out); err != nil {
 		return nil, err
 	}
