@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
@@ -19,54 +17,36 @@ func init() {
 	register("audit verify", "recompute hash chains, balances, settlement amounts and counters", runAuditVerify)
 }
 
-// dsnFlag registers --dsn, defaulting to $MEDSETTLE_DSN, then $DATABASE_URL.
-func dsnFlag(fs *flag.FlagSet) *string {
-	return fs.String("dsn", defaultDSN(), "PostgreSQL/CockroachDB URL (env MEDSETTLE_DSN or DATABASE_URL)")
-}
-
-func defaultDSN() string {
-	if dsn := os.Getenv("MEDSETTLE_DSN"); dsn != "" {
-		return dsn
-	}
-	return os.Getenv("DATABASE_URL")
-}
-
-func openStore(ctx context.Context, dsn string, log *slog.Logger) (*postgres.Store, error) {
-	if dsn == "" {
-		return nil, fmt.Errorf("no database: give --dsn or set MEDSETTLE_DSN")
-	}
-	return postgres.Open(ctx, dsn, log)
-}
-
 func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dsn := dsnFlag(fs)
-	seed := fs.Bool("seed", false, "also load the embedded registry (persons.csv)")
-	dataDir := fs.String("data", "", "rules directory used to validate the seed (default: embedded)")
-	if err := fs.Parse(args); err != nil {
+	f := newFlags("migrate", stderr)
+	db := database{migrate: true}
+	db.flags(f)
+	var seed bool
+	var dataDir string
+	f.Bool(&seed, "seed", false, "also load the embedded registry (persons.csv)")
+	f.String(&dataDir, "data", "", "rules directory used to validate the seed (default: embedded)")
+	if err := f.parse(args); err != nil {
 		return 2
 	}
-	st, err := openStore(ctx, *dsn, textLog(stderr))
+	return f.exit(migrate(ctx, db, seed, dataDir, stderr, stdout))
+}
+
+func migrate(ctx context.Context, db database, seed bool, dataDir string, stderr, stdout io.Writer) error {
+	st, err := db.open(ctx, textLog(stderr))
 	if err != nil {
-		fmt.Fprintln(stderr, "medsettle migrate:", err)
-		return 1
+		return err
 	}
 	defer st.Close()
-	if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-		fmt.Fprintln(stderr, "medsettle migrate:", err)
-		return 1
-	}
 	fmt.Fprintln(stdout, "schema up to date")
-	if *seed {
-		n, err := seedRegistry(ctx, st, *dataDir)
-		if err != nil {
-			fmt.Fprintln(stderr, "medsettle migrate:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "registry seeded: %d persons\n", n)
+	if !seed {
+		return nil
 	}
-	return 0
+	n, err := seedRegistry(ctx, st, dataDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "registry seeded: %d persons\n", n)
+	return nil
 }
 
 // seedRegistry loads the embedded persons, validated against the rules.
@@ -86,33 +66,40 @@ func seedRegistry(ctx context.Context, st *postgres.Store, dataDir string) (int,
 	return len(persons), st.SeedPersons(ctx, persons)
 }
 
+// errAuditBreaks is the exit status 1 of an audit that found breaks; they
+// have been printed already.
+var errAuditBreaks = errors.New("the audit found breaks")
+
 func runAuditVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dsn := dsnFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	f := newFlags("audit verify", stderr)
+	var db database
+	db.flags(f)
+	if err := f.parse(args); err != nil {
 		return 2
 	}
-	st, err := openStore(ctx, *dsn, textLog(stderr))
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle audit verify:", err)
+	err := auditVerify(ctx, db, stderr, stdout)
+	if errors.Is(err, errAuditBreaks) {
 		return 1
+	}
+	return f.exit(err)
+}
+
+func auditVerify(ctx context.Context, db database, stderr, stdout io.Writer) error {
+	st, err := db.open(ctx, textLog(stderr))
+	if err != nil {
+		return err
 	}
 	defer st.Close()
 	rep, err := st.Audit(ctx)
 	if err != nil {
-		fmt.Fprintln(stderr, "medsettle audit verify:", err)
-		return 1
+		return err
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(stdout, "BREAK:", p)
 	}
 	fmt.Fprintln(stdout, rep)
 	if !rep.OK() {
-		return 1
+		return errAuditBreaks
 	}
-	return 0
+	return nil
 }
-
-// textLog is the logger of the one-shot commands.
-func textLog(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/rules"
 )
 
@@ -18,25 +15,16 @@ func init() {
 	register("rules check", "validate a rules directory and print what it holds", runRulesCheck)
 }
 
-// loadRules reads dir, or the embedded rules when dir is empty.
-func loadRules(dir string) (*rules.RuleSet, error) {
-	if dir == "" {
-		return rules.Load(medsettle.Rules())
-	}
-	return rules.Load(os.DirFS(dir))
-}
-
 func runPrice(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("price", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data", "", "rules directory (default: the embedded testdata rules)")
-	if err := fs.Parse(args); err != nil {
+	f := newFlags("price", stderr)
+	var dataDir string
+	f.String(&dataDir, "data", "", "rules directory (default: the embedded testdata rules)")
+	if err := f.parse(args); err != nil {
 		return 2
 	}
-	rs, err := loadRules(*dataDir)
+	rs, err := loadRules(dataDir)
 	if err != nil {
-		fmt.Fprintln(stderr, "medsettle price:", err)
-		return 1
+		return f.exit(err)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
@@ -49,20 +37,15 @@ func runPrice(_ context.Context, args []string, stdin io.Reader, stdout, stderr 
 		_ = enc.Encode(rules.NewErrorAnswer(err))
 		return 2
 	}
-	if err := enc.Encode(rules.Answer{Setlinfo: res.Setlinfo, Lines: res.Lines, After: res.After}); err != nil {
-		fmt.Fprintln(stderr, "medsettle price:", err)
-		return 1
-	}
-	return 0
+	return f.exit(enc.Encode(rules.Answer{Setlinfo: res.Setlinfo, Lines: res.Lines, After: res.After}))
 }
 
 func runRulesCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
+	f := newFlags("rules check", stderr)
+	if err := f.parse(args); err != nil {
 		return 2
 	}
-	dir := fs.Arg(0)
+	dir := f.Arg(0)
 	rs, err := loadRules(dir)
 	if err != nil {
 		if le, ok := err.(*rules.LoadError); ok {
@@ -72,8 +55,7 @@ func runRulesCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr
 			fmt.Fprintf(stderr, "%d problem(s): rules refused\n", len(le.Problems))
 			return 1
 		}
-		fmt.Fprintln(stderr, "medsettle rules check:", err)
-		return 1
+		return f.exit(err)
 	}
 	if dir == "" {
 		dir = "(embedded)"
