@@ -3,41 +3,30 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/settlement"
 )
 
-func init() {
-	register("migrate", "apply the database schema (and seed the registry with --seed)", runMigrate)
-	register("audit verify", "recompute hash chains, balances, settlement amounts and counters", runAuditVerify)
-}
-
-func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("migrate", stderr)
+func migrateCommand(f *flags) func(context.Context, streams) error {
 	db := database{migrate: true}
 	db.flags(f)
 	var seed bool
 	var dataDir string
 	f.Bool(&seed, "seed", false, "also load the embedded registry (persons.csv)")
 	f.String(&dataDir, "data", "", "rules directory used to validate the seed (default: embedded)")
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(migrate(ctx, db, seed, dataDir, stderr, stdout))
+	return func(ctx context.Context, s streams) error { return migrate(ctx, db, seed, dataDir, s) }
 }
 
-func migrate(ctx context.Context, db database, seed bool, dataDir string, stderr, stdout io.Writer) error {
-	st, err := db.open(ctx, textLog(stderr))
+func migrate(ctx context.Context, db database, seed bool, dataDir string, s streams) error {
+	st, err := db.open(ctx, textLog(s.stderr))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	fmt.Fprintln(stdout, "schema up to date")
+	fmt.Fprintln(s.stdout, "schema up to date")
 	if !seed {
 		return nil
 	}
@@ -45,7 +34,7 @@ func migrate(ctx context.Context, db database, seed bool, dataDir string, stderr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "registry seeded: %d persons\n", n)
+	fmt.Fprintf(s.stdout, "registry seeded: %d persons\n", n)
 	return nil
 }
 
@@ -66,26 +55,14 @@ func seedRegistry(ctx context.Context, st *postgres.Store, dataDir string) (int,
 	return len(persons), st.SeedPersons(ctx, persons)
 }
 
-// errAuditBreaks is the exit status 1 of an audit that found breaks; they
-// have been printed already.
-var errAuditBreaks = errors.New("the audit found breaks")
-
-func runAuditVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("audit verify", stderr)
+func auditVerifyCommand(f *flags) func(context.Context, streams) error {
 	var db database
 	db.flags(f)
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	err := auditVerify(ctx, db, stderr, stdout)
-	if errors.Is(err, errAuditBreaks) {
-		return 1
-	}
-	return f.exit(err)
+	return func(ctx context.Context, s streams) error { return auditVerify(ctx, db, s) }
 }
 
-func auditVerify(ctx context.Context, db database, stderr, stdout io.Writer) error {
-	st, err := db.open(ctx, textLog(stderr))
+func auditVerify(ctx context.Context, db database, s streams) error {
+	st, err := db.open(ctx, textLog(s.stderr))
 	if err != nil {
 		return err
 	}
@@ -95,11 +72,11 @@ func auditVerify(ctx context.Context, db database, stderr, stdout io.Writer) err
 		return err
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintln(stdout, "BREAK:", p)
+		fmt.Fprintln(s.stdout, "BREAK:", p)
 	}
-	fmt.Fprintln(stdout, rep)
+	fmt.Fprintln(s.stdout, rep)
 	if !rep.OK() {
-		return errAuditBreaks
+		return exitStatus(1) // the breaks are printed
 	}
 	return nil
 }

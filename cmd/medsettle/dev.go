@@ -29,10 +29,6 @@ import (
 	"github.com/medsettle/medsettle/workflows"
 )
 
-func init() {
-	register("dev", "run three provinces, the hub and Temporal on this machine: a throwaway PostgreSQL, seeded, dev keys, :8080", runDev)
-}
-
 // devProvinces are the platforms `medsettle dev` runs, one database each.
 var devProvinces = []string{"150000", "420000", "230000"}
 
@@ -51,8 +47,7 @@ type devConfig struct {
 	firstPort, pgPort, kafkaPort          int
 }
 
-func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("dev", stderr)
+func devCommand(f *flags) func(context.Context, streams) error {
 	var c devConfig
 	f.String(&c.listen, "listen", "127.0.0.1:8080", "address of the counter interface for every province (routed by fixmedins_code)")
 	f.Int(&c.firstPort, "province-port", 8081, "the provinces also listen on this port and the next two (150000, 420000, 230000)")
@@ -61,17 +56,16 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	f.Int(&c.kafkaPort, "kafka-port", 9092, "port of the in-process Kafka broker (kfake), for standard Kafka tools")
 	f.String(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default: off)")
 	consoleSecretVar(f, &c.consoleSecret)
-	if err := f.parse(args); err != nil {
-		return 2
+	return func(ctx context.Context, s streams) error {
+		lessGC()
+		log := textLog(s.stderr)
+		stopPprof, err := startPprof(c.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		return dev(ctx, c, log, s.stdout)
 	}
-	lessGC()
-	log := textLog(stderr)
-	stopPprof, err := startPprof(c.pprof, log)
-	if err != nil {
-		return f.exit(err)
-	}
-	defer stopPprof()
-	return f.exit(dev(ctx, c, log, stdout))
 }
 
 func dev(ctx context.Context, c devConfig, log *slog.Logger, stdout io.Writer) error {

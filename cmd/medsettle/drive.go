@@ -20,19 +20,10 @@ import (
 
 // The commands that drive a running platform as an HIS would: demo and load.
 
-func init() {
-	register("demo", "drive a scripted counter day through a running platform (medsettle dev)", runDemo)
-	register("load", "drive a running server with concurrent counters and report throughput and latency", runLoad)
-}
-
-func runDemo(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("demo", stderr)
+func demoCommand(f *flags) func(context.Context, streams) error {
 	var url string
 	f.String(&url, "url", "http://127.0.0.1:8080", "the platform's address")
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(runDay(ctx, url, stdout))
+	return func(ctx context.Context, s streams) error { return runDay(ctx, url, s.stdout) }
 }
 
 // runDay runs the scripted day with the institutions' development keys.
@@ -68,25 +59,23 @@ type loadConfig struct {
 	seed                                    uint64
 }
 
-func runLoad(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("load", stderr)
+func loadCommand(f *flags) func(context.Context, streams) error {
 	var c loadConfig
 	f.String(&c.url, "url", "http://127.0.0.1:8080", "base URL of the server")
 	f.String(&c.keysFile, "keys", defaultKeysFile, "keys file: fixmedins_code,key rows (bureau rows are skipped); the embedded dev keys when the default is absent")
 	f.Int(&c.counters, "counters", 8, "concurrent counters, each an institution of the keys file in turn (with --rate: the most flows under way at once)")
-	f.Float64Var(&c.rate, "rate", 0, "open loop: start this many flows per second, evenly spaced whatever the answers' times; each flow settles once, so this is the target of settlements/s (0: closed loop, each counter starts its next flow when the last ends)")
+	f.Float64(&c.rate, "rate", 0, "open loop: start this many flows per second, evenly spaced whatever the answers' times; each flow settles once, so this is the target of settlements/s (0: closed loop, each counter starts its next flow when the last ends)")
 	f.Duration(&c.duration, "duration", 0, "run this long (default 30s unless --count is given)")
 	f.Int(&c.count, "count", 0, "run this many flows in all instead of a duration")
 	f.String(&c.mix, "mix", loadgen.DefaultMix.String(), "flow weights")
 	f.Duration(&c.timeout, "timeout", 15*time.Second, "per-attempt time-out of a message")
 	f.String(&c.dataDir, "data", "", "rules directory for institutions and catalogs (default: embedded)")
-	f.Uint64Var(&c.seed, "seed", 0, "random seed (0: random)")
+	f.Uint64(&c.seed, "seed", 0, "random seed (0: random)")
 	f.String(&c.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
-	if err := f.parse(args); err != nil {
-		return 2
+	return func(ctx context.Context, s streams) error {
+		lessGC()
+		return load(ctx, c, s.stdout)
 	}
-	lessGC()
-	return f.exit(load(ctx, c, stdout))
 }
 
 func load(ctx context.Context, c loadConfig, stdout io.Writer) error {

@@ -83,6 +83,18 @@ func (f *flags) Int(p *int, name string, def int, usage string, env ...string) {
 	f.bind(name, env)
 }
 
+// Float64 defines a float64 flag.
+func (f *flags) Float64(p *float64, name string, def float64, usage string, env ...string) {
+	f.Float64Var(p, name, def, usage)
+	f.bind(name, env)
+}
+
+// Uint64 defines a uint64 flag.
+func (f *flags) Uint64(p *uint64, name string, def uint64, usage string, env ...string) {
+	f.Uint64Var(p, name, def, usage)
+	f.bind(name, env)
+}
+
 // Value defines a flag of any flag.Value.
 func (f *flags) Value(v flag.Value, name, usage string, env ...string) {
 	f.Var(v, name, usage)
@@ -144,11 +156,21 @@ func (e usageError) Unwrap() error { return e.err }
 // badUsage makes a usage error of a message.
 func badUsage(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// exitStatus ends a command with a status and nothing more to print: what
+// went wrong has been printed already (price's refusal, audit's breaks).
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 // exit turns what a command returned into its exit status, printing the
 // error as "medsettle <command>: <error>".
 func (f *flags) exit(err error) int {
-	if err == nil {
+	var status exitStatus
+	switch {
+	case err == nil:
 		return 0
+	case errors.As(err, &status):
+		return int(status)
 	}
 	fmt.Fprintf(f.out, "medsettle %s: %v\n", f.cmd, err)
 	if errors.As(err, new(usageError)) {

@@ -46,11 +46,6 @@ import (
 // The hub's fault injection (POST /hub/v1/faults) is for test
 // environments: anyone holding the admin token can make settlements fail.
 
-func init() {
-	register("hub", "run the national hub between province platforms over HTTP (--peer province=URL, --tokens or --dev-tokens)", runHubCommand)
-	register("clear", "run the monthly clearing between provinces for a period, on Temporal", runClear)
-}
-
 // hubPeerFlag collects repeated --peer province=URL flags.
 type hubPeerFlag map[string]string
 
@@ -89,8 +84,7 @@ type hubCommandConfig struct {
 	temporal                                     temporal
 }
 
-func runHubCommand(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("hub", stderr)
+func hubCommand(f *flags) func(context.Context, streams) error {
 	c := hubCommandConfig{peers: hubPeerFlag{}}
 	f.String(&c.listen, "listen", "127.0.0.1:8090", "listen address", "MEDSETTLE_HUB_LISTEN")
 	f.Value(c.peers, "peer", "a province platform as province=URL, e.g. 150000=http://127.0.0.1:8081; repeat for each province")
@@ -102,13 +96,12 @@ func runHubCommand(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	c.temporal.flags(f, "", "Temporal frontend: the hub then runs the monthly clearing's worker", "temporal-namespace")
 	f.String(&c.tlsCert, "tls-cert", "", "TLS certificate file", "MEDSETTLE_HUB_TLS_CERT")
 	f.String(&c.tlsKey, "tls-key", "", "TLS key file", "MEDSETTLE_HUB_TLS_KEY")
-	if err := f.parse(args); err != nil {
-		return 2
+	return func(ctx context.Context, s streams) error {
+		if f.NArg() > 0 {
+			return badUsage("unexpected arguments %q", f.Args())
+		}
+		return runHubServer(ctx, c, jsonLog(s.stderr), s.stdout)
 	}
-	if f.NArg() > 0 {
-		return f.exit(badUsage("unexpected arguments %q", f.Args()))
-	}
-	return f.exit(runHubServer(ctx, c, jsonLog(stderr), stdout))
 }
 
 func (c *hubCommandConfig) check() error {
@@ -229,21 +222,17 @@ type clearConfig struct {
 	within            time.Duration
 }
 
-func runClear(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("clear", stderr)
+func clearCommand(f *flags) func(context.Context, streams) error {
 	var c clearConfig
 	f.String(&c.period, "period", "", "the month to clear, yyyy-mm (required)")
 	c.temporal.flags(f, "127.0.0.1:7233", "Temporal frontend", "namespace")
 	f.String(&c.provinces, "provinces", strings.Join(devProvinces, ","), "provinces taking part")
 	f.Duration(&c.within, "confirm-within", 72*time.Hour, "how long an insured province has to confirm before escalation")
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(clearPeriod(ctx, c, stdout, stderr))
+	return func(ctx context.Context, s streams) error { return clearPeriod(ctx, c, s) }
 }
 
 // clearPeriod starts the period's clearing workflow on the hub's queue and prints its result.
-func clearPeriod(ctx context.Context, c clearConfig, stdout, stderr io.Writer) error {
+func clearPeriod(ctx context.Context, c clearConfig, s streams) error {
 	p, err := settlement.ParsePeriod(c.period)
 	if err != nil {
 		return badUsage("%s", settlement.ErrorMessage(err))
@@ -258,12 +247,12 @@ func clearPeriod(ctx context.Context, c clearConfig, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "clearing %s: workflow %s run %s\n", p, run.GetID(), run.GetRunID())
+	fmt.Fprintf(s.stderr, "clearing %s: workflow %s run %s\n", p, run.GetID(), run.GetRunID())
 	var res workflows.ClearingResult
 	if err := run.Get(ctx, &res); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
+	enc := json.NewEncoder(s.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
 }

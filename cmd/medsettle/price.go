@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -10,22 +11,19 @@ import (
 	"github.com/medsettle/medsettle/rules"
 )
 
-func init() {
-	register("price", "price one claim read on stdin (PRICING.md format)", runPrice)
-	register("rules check", "validate a rules directory and print what it holds", runRulesCheck)
-}
-
-func runPrice(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("price", stderr)
+func priceCommand(f *flags) func(context.Context, streams) error {
 	var dataDir string
 	f.String(&dataDir, "data", "", "rules directory (default: the embedded testdata rules)")
-	if err := f.parse(args); err != nil {
-		return 2
-	}
+	return func(_ context.Context, s streams) error { return price(dataDir, s) }
+}
+
+// price answers a claim on stdin; a refusal is an answer too, and exits 2.
+func price(dataDir string, s streams) error {
 	rs, err := loadRules(dataDir)
 	if err != nil {
-		return f.exit(err)
+		return err
 	}
+	stdin, stdout := s.stdin, s.stdout
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	req, err := rules.DecodeRequest(stdin)
@@ -35,27 +33,28 @@ func runPrice(_ context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	if err != nil {
 		_ = enc.Encode(rules.NewErrorAnswer(err))
-		return 2
+		return exitStatus(2)
 	}
-	return f.exit(enc.Encode(rules.Answer{Setlinfo: res.Setlinfo, Lines: res.Lines, After: res.After}))
+	return (enc.Encode(rules.Answer{Setlinfo: res.Setlinfo, Lines: res.Lines, After: res.After}))
 }
 
-func runRulesCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("rules check", stderr)
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	dir := f.Arg(0)
+func rulesCheckCommand(f *flags) func(context.Context, streams) error {
+	return func(_ context.Context, s streams) error { return rulesCheck(f.Arg(0), s.stdout, s.stderr) }
+}
+
+// rulesCheck prints what the rules of dir hold, or every problem they have.
+func rulesCheck(dir string, stdout, stderr io.Writer) error {
 	rs, err := loadRules(dir)
-	if err != nil {
-		if le, ok := err.(*rules.LoadError); ok {
-			for _, p := range le.Problems {
-				fmt.Fprintln(stderr, p)
-			}
-			fmt.Fprintf(stderr, "%d problem(s): rules refused\n", len(le.Problems))
-			return 1
+	var le *rules.LoadError
+	if errors.As(err, &le) {
+		for _, p := range le.Problems {
+			fmt.Fprintln(stderr, p)
 		}
-		return f.exit(err)
+		fmt.Fprintf(stderr, "%d problem(s): rules refused\n", len(le.Problems))
+		return exitStatus(1)
+	}
+	if err != nil {
+		return err
 	}
 	if dir == "" {
 		dir = "(embedded)"
@@ -78,7 +77,7 @@ func runRulesCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr
 		in := rs.Institutions[code]
 		fmt.Fprintf(stdout, "  %s %-8s level %d region %s %s\n", in.Code, in.Kind, in.Level, in.Admdvs, in.Name)
 	}
-	return 0
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

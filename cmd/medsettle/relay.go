@@ -13,10 +13,6 @@ import (
 	"github.com/medsettle/medsettle/settlement"
 )
 
-func init() {
-	register("relay", "publish settlement events to Kafka and settle the manual claims it sends (--dsn, --kafka-brokers)", runRelay)
-}
-
 // relayConfig is what `medsettle relay` runs with.
 type relayConfig struct {
 	db                database
@@ -27,8 +23,7 @@ type relayConfig struct {
 	noRelay, noIntake bool
 }
 
-func runRelay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("relay", stderr)
+func relayCommand(f *flags) func(context.Context, streams) error {
 	var c relayConfig
 	c.db.flags(f)
 	rulesFlag(f, &c.dataDir, "rules directory")
@@ -41,10 +36,7 @@ func runRelay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	f.Duration(&c.leaseTTL, "lease-ttl", 15*time.Second, "outbox lease duration: how long a dead relay's partitions wait")
 	f.Bool(&c.noRelay, "no-relay", false, "run the claims intake only")
 	f.Bool(&c.noIntake, "no-intake", false, "run the outbox relay only")
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(relay(ctx, c, jsonLog(stderr), stdout))
+	return func(ctx context.Context, s streams) error { return relay(ctx, c, jsonLog(s.stderr), s.stdout) }
 }
 
 // kafkaFlags registers the flags of kafka.Config, each with its

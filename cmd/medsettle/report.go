@@ -12,28 +12,20 @@ import (
 	"github.com/medsettle/medsettle/settlement"
 )
 
-func init() {
-	register("report", "write a bureau's monthly statement: --period YYYY-MM --region ADMDVS --out DIR (statement.csv, statement.html)", runReport)
-}
-
 // reportConfig is what `medsettle report` runs with.
 type reportConfig struct {
 	db                           database
 	period, region, out, dataDir string
 }
 
-func runReport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("report", stderr)
+func reportCommand(f *flags) func(context.Context, streams) error {
 	var c reportConfig
 	c.db.flags(f)
 	f.String(&c.period, "period", "", "the month, YYYY-MM (required)")
 	f.String(&c.region, "region", "", "the bureau's pooling region (admdvs), e.g. 150100 (required)")
 	f.String(&c.out, "out", ".", "directory to write statement.csv and statement.html into")
 	rulesFlag(f, &c.dataDir, "rules directory for names")
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(report(ctx, c, stderr, stdout))
+	return func(ctx context.Context, s streams) error { return report(ctx, c, s.stderr, s.stdout) }
 }
 
 func report(ctx context.Context, c reportConfig, stderr, stdout io.Writer) error {

@@ -23,11 +23,6 @@ import (
 	"github.com/medsettle/medsettle/workflows"
 )
 
-func init() {
-	register("serve", "serve the counter interface (production: --dsn, --keys, TLS)", runServe)
-	register("keys hash", "print the sha256: form of a key read on stdin, for a production keys file", runKeysHash)
-}
-
 // serveConfig is what `medsettle serve` runs with.
 type serveConfig struct {
 	db                                database
@@ -40,8 +35,7 @@ type serveConfig struct {
 	consoleSecret                     string
 }
 
-func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("serve", stderr)
+func serveCommand(f *flags) func(context.Context, streams) error {
 	var c serveConfig
 	c.db.flags(f)
 	f.String(&c.listen, "listen", ":8080", "listen address", "MEDSETTLE_LISTEN")
@@ -57,10 +51,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	c.temporal.flags(f, "", "Temporal frontend for durable reversals", "temporal-namespace")
 	f.String(&c.pprof, "pprof", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (default: off)", "MEDSETTLE_PPROF")
 	consoleSecretVar(f, &c.consoleSecret)
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(serve(ctx, c, jsonLog(stderr), stdout))
+	return func(ctx context.Context, s streams) error { return serve(ctx, c, jsonLog(s.stderr), s.stdout) }
 }
 
 func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Writer) error {
@@ -195,16 +186,10 @@ func withConsole(ctx context.Context, api http.Handler, st *postgres.Store, e *s
 	return mux, nil
 }
 
-func runKeysHash(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := newFlags("keys hash", stderr)
-	if err := f.parse(args); err != nil {
-		return 2
-	}
-	return f.exit(keysHash(stdin, stdout))
-}
+func keysHashCommand(*flags) func(context.Context, streams) error { return keysHash }
 
-func keysHash(stdin io.Reader, stdout io.Writer) error {
-	b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+func keysHash(_ context.Context, s streams) error {
+	b, err := io.ReadAll(io.LimitReader(s.stdin, 4096))
 	if err != nil {
 		return err
 	}
@@ -212,6 +197,6 @@ func keysHash(stdin io.Reader, stdout io.Writer) error {
 	if len(key) < 16 {
 		return badUsage("a key must have at least 16 characters")
 	}
-	fmt.Fprintln(stdout, httpapi.HashKey(key))
+	fmt.Fprintln(s.stdout, httpapi.HashKey(key))
 	return nil
 }
