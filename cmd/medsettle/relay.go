@@ -10,13 +10,11 @@ import (
 	"time"
 
 	"github.com/medsettle/medsettle/adapters/kafka"
-	"github.com/medsettle/medsettle/settlement"
 )
 
 // relayConfig is what `medsettle relay` runs with.
 type relayConfig struct {
-	db                database
-	dataDir, province string
+	platformConfig
 	kafka             kafka.Config
 	owner             string
 	leaseTTL          time.Duration
@@ -25,10 +23,7 @@ type relayConfig struct {
 
 func relayCommand(f *flags) func(context.Context, streams) error {
 	var c relayConfig
-	c.db.flags(f)
-	rulesFlag(f, &c.dataDir, "rules directory")
-	f.String(&c.province, "province", "", "the province this platform serves (empty: every region)", "MEDSETTLE_PROVINCE")
-	c.db.migrateFlag(f, "apply schema migrations first")
+	c.platformConfig.flags(f, "the province this platform serves (empty: every region)", "apply schema migrations first")
 	kafkaFlags(f, &c.kafka)
 	f.String(&c.owner, "relay-owner", "",
 		"this relay's name in the lease table, unique among running relays; a stable one (a pod name) resumes at once after a crash (default: host-pid-random)",
@@ -60,11 +55,9 @@ func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	rs, err := loadRules(c.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := c.db.open(ctx, log)
+	// Manual claims of persons insured in another province are refused
+	// (claim there): the intake's engine needs no hub.
+	e, st, err := c.platformConfig.open(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -82,9 +75,6 @@ func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Write
 		defer r.Close()
 	}
 	if !c.noIntake {
-		// Manual claims of persons insured in another province are refused
-		// (claim there): the intake needs no hub.
-		e := &settlement.Engine{Rules: rs, Store: st, Province: c.province}
 		if in, err = kafka.NewIntake(e, opts, kafka.IntakeConfig{Log: log}); err != nil {
 			return err
 		}

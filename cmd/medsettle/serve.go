@@ -25,10 +25,8 @@ import (
 
 // serveConfig is what `medsettle serve` runs with.
 type serveConfig struct {
-	db                                database
+	platformConfig
 	listen, keysFile, tlsCert, tlsKey string
-	dataDir                           string
-	province                          string // "" serves every region, with no hub
 	hubURL, hubToken, hubPeerToken    string
 	temporal                          temporal
 	pprof                             string // net/http/pprof listener; "" none
@@ -37,14 +35,11 @@ type serveConfig struct {
 
 func serveCommand(f *flags) func(context.Context, streams) error {
 	var c serveConfig
-	c.db.flags(f)
+	c.platformConfig.flags(f, "the province this platform serves, e.g. 150000 (empty: every region, no hub)", "apply schema migrations before serving")
 	f.String(&c.listen, "listen", ":8080", "listen address", "MEDSETTLE_LISTEN")
 	f.String(&c.keysFile, "keys", "", "API keys file: principal,key rows", "MEDSETTLE_KEYS")
 	f.String(&c.tlsCert, "tls-cert", "", "TLS certificate file", "MEDSETTLE_TLS_CERT")
 	f.String(&c.tlsKey, "tls-key", "", "TLS key file", "MEDSETTLE_TLS_KEY")
-	rulesFlag(f, &c.dataDir, "rules directory")
-	c.db.migrateFlag(f, "apply schema migrations before serving")
-	f.String(&c.province, "province", "", "the province this platform serves, e.g. 150000 (empty: every region, no hub)", "MEDSETTLE_PROVINCE")
 	f.String(&c.hubURL, "hub-url", "", "the national hub", "MEDSETTLE_HUB_URL")
 	f.String(&c.hubToken, "hub-token", "", "this province's token at the hub", "MEDSETTLE_HUB_TOKEN")
 	f.String(&c.hubPeerToken, "hub-peer-token", "", "the hub's token at this platform, for its calls to /hub-peer/", "MEDSETTLE_HUB_PEER_TOKEN")
@@ -74,16 +69,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		return err
 	}
 	defer stopPprof()
-	rs, err := loadRules(c.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := c.db.open(ctx, log)
+	e, st, err := c.platformConfig.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	e := &settlement.Engine{Rules: rs, Store: st, Province: c.province}
 	if c.hubURL != "" {
 		e.Hub = &hubhttp.Client{URL: c.hubURL, Province: c.province, Token: c.hubToken}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/rules"
+	"github.com/medsettle/medsettle/settlement"
 )
 
 // The setup the subcommands share: rules, the database, Temporal, logs.
@@ -61,6 +62,34 @@ func (d *database) open(ctx context.Context, log *slog.Logger) (*postgres.Store,
 		}
 	}
 	return st, nil
+}
+
+// platformConfig is what serve and relay run a province's engine on: the
+// database, the rules and the province ("" serves every region).
+type platformConfig struct {
+	db                database
+	dataDir, province string
+}
+
+func (p *platformConfig) flags(f *flags, provinceUsage, migrateUsage string) {
+	p.db.flags(f)
+	rulesFlag(f, &p.dataDir, "rules directory")
+	f.String(&p.province, "province", "", provinceUsage, "MEDSETTLE_PROVINCE")
+	p.db.migrateFlag(f, migrateUsage)
+}
+
+// open loads the rules and opens the store (the caller closes it), and
+// returns an engine on them with no hub.
+func (p *platformConfig) open(ctx context.Context, log *slog.Logger) (*settlement.Engine, *postgres.Store, error) {
+	rs, err := loadRules(p.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := p.db.open(ctx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &settlement.Engine{Rules: rs, Store: st, Province: p.province}, st, nil
 }
 
 // temporal is --temporal-address and the namespace flag.
