@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
+	"github.com/medsettle/medsettle/adapters/httpserve"
 	"github.com/medsettle/medsettle/adapters/kafka"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/localpg"
@@ -29,10 +28,6 @@ import (
 	"github.com/medsettle/medsettle/settlement/national"
 	"github.com/medsettle/medsettle/workflows"
 )
-
-func init() {
-	register("dev", "run three provinces, the hub and Temporal on this machine: a throwaway PostgreSQL, seeded, dev keys, :8080", runDev)
-}
 
 // devProvinces are the platforms `medsettle dev` runs, one database each.
 var devProvinces = []string{"150000", "420000", "230000"}
@@ -46,34 +41,34 @@ type platform struct {
 	addr     string
 }
 
-func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address of the counter interface for every province (routed by fixmedins_code)")
-	firstPort := fs.Int("province-port", 8081, "the provinces also listen on this port and the next two (150000, 420000, 230000)")
-	dataDir := fs.String("data-dir", "", "keep the databases in this directory across runs (default: a temporary one, removed on exit)")
-	pgPort := fs.Int("pg-port", 0, "PostgreSQL port (default: a free one)")
-	kafkaPort := fs.Int("kafka-port", 9092, "port of the in-process Kafka broker (kfake), for standard Kafka tools")
-	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default: off)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	lessGC()
-	log := textLog(stderr)
-	stopPprof, err := startPprof(*pprofAddr, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	defer stopPprof()
-	if err := dev(ctx, log, stdout, *listen, *firstPort, *dataDir, *pgPort, *kafkaPort); err != nil {
-		fmt.Fprintln(stderr, "medsettle dev:", err)
-		return 1
-	}
-	return 0
+// devConfig is what `medsettle dev` runs with.
+type devConfig struct {
+	listen, dataDir, pprof, consoleSecret string
+	firstPort, pgPort, kafkaPort          int
 }
 
-func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string, firstPort int, dataDir string, pgPort, kafkaPort int) error {
+func devCommand(f *flags) func(context.Context, streams) error {
+	var c devConfig
+	f.String(&c.listen, "listen", "127.0.0.1:8080", "address of the counter interface for every province (routed by fixmedins_code)")
+	f.Int(&c.firstPort, "province-port", 8081, "the provinces also listen on this port and the next two (150000, 420000, 230000)")
+	f.String(&c.dataDir, "data-dir", "", "keep the databases in this directory across runs (default: a temporary one, removed on exit)")
+	f.Int(&c.pgPort, "pg-port", 0, "PostgreSQL port (default: a free one)")
+	f.Int(&c.kafkaPort, "kafka-port", 9092, "port of the in-process Kafka broker (kfake), for standard Kafka tools")
+	f.String(&c.pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060 (default: off)")
+	consoleSecretVar(f, &c.consoleSecret)
+	return func(ctx context.Context, s streams) error {
+		lessGC()
+		log := textLog(s.stderr)
+		stopPprof, err := startPprof(c.pprof, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		return dev(ctx, c, log, s.stdout)
+	}
+}
+
+func dev(ctx context.Context, c devConfig, log *slog.Logger, stdout io.Writer) error {
 	rs, err := loadRules("")
 	if err != nil {
 		return err
@@ -84,7 +79,7 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 	}
 	start, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cluster, err := localpg.StartWith(start, localpg.Options{Dir: dataDir, Durable: dataDir != "", Port: pgPort})
+	cluster, err := localpg.StartWith(start, localpg.Options{Dir: c.dataDir, Durable: c.dataDir != "", Port: c.pgPort})
 	if err != nil {
 		return err
 	}
@@ -109,31 +104,67 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 			return fmt.Errorf("province %s: %w", prov, err)
 		}
 		defer p.store.Close()
-		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(firstPort+i))
+		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c.firstPort+i))
 		platforms = append(platforms, p)
 		peers[prov] = p.engine
-		w := ts.NewWorker(workflows.TaskQueue(prov), func(r worker.Registry) {
+		ts.NewWorker(workflows.TaskQueue(prov), func(r worker.Registry) {
 			workflows.Register(r, &workflows.Activities{Hub: hub.For(prov)})
 		})
-		_ = w
 	}
-	// Events: an in-process Kafka broker; each province's outbox relay
-	// publishes its settlements there, each province's supervision monitor
-	// reads every province's, and manual claims on medsettle.claims are
-	// settled by Inner Mongolia's platform (in production each province runs
-	// `medsettle relay` on its own claims topic).
-	brokers, stopKafka, err := kafka.StartDevBroker(ctx, kafkaPort)
+	brokers, stop, err := startEvents(ctx, log, platforms, c.kafkaPort)
 	if err != nil {
 		return err
 	}
-	defer stopKafka()
+	defer stop()
+	ts.NewWorker(workflows.HubTaskQueue, func(r worker.Registry) {
+		workflows.RegisterHub(r, &workflows.ClearingActivities{Peers: peers})
+	})
+	servers, err := devServers(ctx, c, log, rs, platforms)
+	if err != nil {
+		return err
+	}
+	// The banner once every listener is open: scripts/demo.sh starts on its last line but one.
+	servers[len(servers)-1].Listening = func(string) {
+		fmt.Fprintf(stdout, "medsettle dev: %d provinces on one PostgreSQL (%s, data in %s), 120 persons each, %d institutions, dev keys of testdata/dev-keys.csv\n",
+			len(platforms), cluster.DSN("postgres"), cluster.Dir, len(rs.Institutions))
+		for _, p := range platforms {
+			fmt.Fprintf(stdout, "  province %s: http://%s%s  database %s\n", p.province, p.addr, httpapi.Path, cluster.DSN(dbName(p.province)))
+		}
+		fmt.Fprintf(stdout, "  Temporal: %s namespace %s (monthly clearing: medsettle clear --temporal-address %s --namespace %s --period YYYY-MM)\n",
+			ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), ts.GetFrontendHostPort(), ts.GetDefaultNamespace())
+		fmt.Fprintf(stdout, "  Kafka (in-process, kfake): %s topics %s, %s, %s\n", strings.Join(brokers, ","),
+			kafka.TopicSettlements, kafka.TopicClaims, kafka.MonitorAlertsTopic)
+		fmt.Fprintf(stdout, "medsettle listening on http://%s%s (every province, routed by fixmedins_code)\n", c.listen, httpapi.Path)
+		fmt.Fprintf(stdout, "  bureau console: http://%s/console/ (province %s; each province's on its own port) with a bureau key of testdata/dev-keys.csv\n", c.listen, platforms[0].province)
+	}
+	return httpserve.Run(ctx, log, servers...)
+}
+
+// startEvents runs the events of dev on an in-process Kafka broker: each
+// province's outbox relay publishes its settlements there, each province's
+// supervision monitor reads every province's, and manual claims on
+// medsettle.claims are settled by Inner Mongolia's platform (in production
+// each province runs `medsettle relay` on its own claims topic). stop closes
+// the relays, the intake and the broker.
+func startEvents(ctx context.Context, log *slog.Logger, platforms []*platform, port int) (brokers []string, stop func(), err error) {
+	brokers, stopKafka, err := kafka.StartDevBroker(ctx, port)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers := []func(){stopKafka}
+	stop = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
 	for _, p := range platforms {
 		relay, err := kafka.NewRelay(p.store, opts, kafka.RelayConfig{Owner: "dev-" + p.province, Log: log.With("province", p.province)})
 		if err != nil {
-			return err
+			stop()
+			return nil, nil, err
 		}
-		defer relay.Close()
+		closers = append(closers, relay.Close)
 		go runUntilDone(ctx, log, "relay "+p.province, relay.Run)
 		alerts := postgres.NewAlertStore(p.store)
 		p.server.Alerts = alerts
@@ -143,57 +174,39 @@ func dev(ctx context.Context, log *slog.Logger, stdout io.Writer, listen string,
 	}
 	intake, err := kafka.NewIntake(platforms[0].engine, opts, kafka.IntakeConfig{Log: log.With("province", platforms[0].province)})
 	if err != nil {
-		return err
+		stop()
+		return nil, nil, err
 	}
-	defer intake.Close()
+	closers = append(closers, intake.Close)
 	go runUntilDone(ctx, log, "intake", intake.Run)
+	return brokers, stop, nil
+}
 
-	ts.NewWorker(workflows.HubTaskQueue, func(r worker.Registry) {
-		workflows.RegisterHub(r, &workflows.ClearingActivities{Peers: peers})
-	})
-
+// devServers are a listener per province (its counter interface and
+// console) and the router in front of all of them.
+func devServers(ctx context.Context, c devConfig, log *slog.Logger, rs *rules.RuleSet, platforms []*platform) ([]*httpserve.Server, error) {
 	router := &httpapi.ProvinceRouter{Rules: rs, Provinces: map[string]http.Handler{}}
-	errc := make(chan error, len(platforms)+1)
-	var servers []*http.Server
+	var servers []*httpserve.Server
 	for _, p := range platforms {
-		h := p.server.Handler()
-		// console: the province's bureau console at /console/ (adapters/console; see withConsole in report.go)
-		if h, err = withConsole(ctx, h, p.store, p.engine, p.server.Keys, p.province, false, log.With("province", p.province)); err != nil {
-			return err
+		h, err := withConsole(ctx, p.server.Handler(), p.store, p.engine, p.server.Keys, p.province, false, c.consoleSecret, log.With("province", p.province))
+		if err != nil {
+			return nil, err
 		}
 		router.Provinces[p.province] = h
 		if router.Default == nil {
 			router.Default = h // health and metrics of the first platform
 		}
-		servers = append(servers, serveOn(p.addr, h, log, errc))
+		servers = append(servers, devServer(p.addr, h))
 	}
-	servers = append(servers, serveOn(listen, router, log, errc))
+	return append(servers, devServer(c.listen, router)), nil
+}
 
-	fmt.Fprintf(stdout, "medsettle dev: %d provinces on one PostgreSQL (%s, data in %s), 120 persons each, %d institutions, dev keys of testdata/dev-keys.csv\n",
-		len(platforms), cluster.DSN("postgres"), cluster.Dir, len(rs.Institutions))
-	for _, p := range platforms {
-		fmt.Fprintf(stdout, "  province %s: http://%s%s  database %s\n", p.province, p.addr, httpapi.Path, cluster.DSN(dbName(p.province)))
-	}
-	fmt.Fprintf(stdout, "  Temporal: %s namespace %s (monthly clearing: medsettle clear --temporal-address %s --namespace %s --period YYYY-MM)\n",
-		ts.GetFrontendHostPort(), ts.GetDefaultNamespace(), ts.GetFrontendHostPort(), ts.GetDefaultNamespace())
-	fmt.Fprintf(stdout, "  Kafka (in-process, kfake): %s topics %s, %s, %s\n", strings.Join(brokers, ","),
-		kafka.TopicSettlements, kafka.TopicClaims, kafka.MonitorAlertsTopic)
-	fmt.Fprintf(stdout, "medsettle listening on http://%s%s (every province, routed by fixmedins_code)\n", listen, httpapi.Path)
-	fmt.Fprintf(stdout, "  bureau console: http://%s/console/ (province %s; each province's on its own port) with a bureau key of testdata/dev-keys.csv\n", listen, platforms[0].province) // console
-
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: draining requests in flight")
-	shutdown, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	for _, s := range servers {
-		if serr := s.Shutdown(shutdown); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			log.Error("shutdown", "err", serr)
-		}
-	}
-	return err
+// devServer has the counter interface's time-outs but none for idle
+// connections (they close after ReadTimeout), as dev always had.
+func devServer(addr string, h http.Handler) *httpserve.Server {
+	s := httpserve.Platform(addr, h)
+	s.IdleTimeout = 0
+	return s
 }
 
 func dbName(province string) string { return "prov_" + province }
@@ -237,17 +250,6 @@ func startPlatform(ctx context.Context, log *slog.Logger, cluster *localpg.Clust
 		return nil, err
 	}
 	return &platform{province: prov, store: st, engine: e, server: srv}, nil
-}
-
-func serveOn(addr string, h http.Handler, log *slog.Logger, errc chan<- error) *http.Server {
-	hs := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go func() {
-		if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("listening on %s: %w", addr, err)
-		}
-	}()
-	return hs
 }
 
 // stopTemporal stops the in-process server; temporaltest reports a failed

@@ -2,24 +2,25 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/medsettle/medsettle/adapters/hubhttp"
-	"github.com/medsettle/medsettle/adapters/hubsim"
-	"github.com/medsettle/medsettle/workflows"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+
+	"github.com/medsettle/medsettle/adapters/httpserve"
+	"github.com/medsettle/medsettle/adapters/hubhttp"
+	"github.com/medsettle/medsettle/adapters/hubsim"
+	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/workflows"
 )
 
 // `medsettle hub` runs the national hub (国家平台) between province
@@ -44,10 +45,6 @@ import (
 //
 // The hub's fault injection (POST /hub/v1/faults) is for test
 // environments: anyone holding the admin token can make settlements fail.
-
-func init() {
-	register("hub", "run the national hub between province platforms over HTTP (--peer province=URL, --tokens or --dev-tokens)", runHubCommand)
-}
 
 // hubPeerFlag collects repeated --peer province=URL flags.
 type hubPeerFlag map[string]string
@@ -84,40 +81,30 @@ type hubCommandConfig struct {
 	devTokens                                    bool
 	peers                                        hubPeerFlag
 	peerTimeout, delay                           time.Duration
-	temporal, namespace                          string
+	temporal                                     temporal
 }
 
-func runHubCommand(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func hubCommand(f *flags) func(context.Context, streams) error {
 	c := hubCommandConfig{peers: hubPeerFlag{}}
-	fs.StringVar(&c.listen, "listen", envOr("MEDSETTLE_HUB_LISTEN", "127.0.0.1:8090"), "listen address (env MEDSETTLE_HUB_LISTEN)")
-	fs.Var(c.peers, "peer", "a province platform as province=URL, e.g. 150000=http://127.0.0.1:8081; repeat for each province")
-	fs.StringVar(&c.tokensFile, "tokens", os.Getenv("MEDSETTLE_HUB_TOKENS"), "tokens file: who,token rows (env MEDSETTLE_HUB_TOKENS)")
-	fs.BoolVar(&c.devTokens, "dev-tokens", false, "use the guessable development tokens dev-P-to-hub, dev-hub-to-P, dev-hub-admin-token (one machine only)")
-	fs.StringVar(&c.dataDir, "data", os.Getenv("MEDSETTLE_RULES"), "rules directory: regions to provinces, institutions (env MEDSETTLE_RULES; default: embedded)")
-	fs.DurationVar(&c.peerTimeout, "peer-timeout", hubhttp.DefaultPeerTimeout, "time-out of each call to a province; past it the outcome is unknown (keep it below the provinces' hub time-out, 8 s by default)")
-	fs.DurationVar(&c.delay, "delay", 2*time.Second, "how long an injected delay fault holds a delivery")
-	fs.StringVar(&c.temporal, "temporal-address", os.Getenv("MEDSETTLE_TEMPORAL"), "Temporal frontend: the hub then runs the monthly clearing's worker (env MEDSETTLE_TEMPORAL)")
-	fs.StringVar(&c.namespace, "temporal-namespace", envOr("MEDSETTLE_TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env MEDSETTLE_TEMPORAL_NAMESPACE)")
-	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("MEDSETTLE_HUB_TLS_CERT"), "TLS certificate file (env MEDSETTLE_HUB_TLS_CERT)")
-	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("MEDSETTLE_HUB_TLS_KEY"), "TLS key file (env MEDSETTLE_HUB_TLS_KEY)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	f.String(&c.listen, "listen", "127.0.0.1:8090", "listen address", "MEDSETTLE_HUB_LISTEN")
+	f.Value(c.peers, "peer", "a province platform as province=URL, e.g. 150000=http://127.0.0.1:8081; repeat for each province")
+	f.String(&c.tokensFile, "tokens", "", "tokens file: who,token rows", "MEDSETTLE_HUB_TOKENS")
+	f.Bool(&c.devTokens, "dev-tokens", false, "use the guessable development tokens dev-P-to-hub, dev-hub-to-P, dev-hub-admin-token (one machine only)")
+	rulesFlag(f, &c.dataDir, "rules directory: regions to provinces, institutions")
+	f.Duration(&c.peerTimeout, "peer-timeout", hubhttp.DefaultPeerTimeout, "time-out of each call to a province; past it the outcome is unknown (keep it below the provinces' hub time-out, 8 s by default)")
+	f.Duration(&c.delay, "delay", 2*time.Second, "how long an injected delay fault holds a delivery")
+	c.temporal.flags(f, "", "Temporal frontend: the hub then runs the monthly clearing's worker", "temporal-namespace")
+	f.String(&c.tlsCert, "tls-cert", "", "TLS certificate file", "MEDSETTLE_HUB_TLS_CERT")
+	f.String(&c.tlsKey, "tls-key", "", "TLS key file", "MEDSETTLE_HUB_TLS_KEY")
+	return func(ctx context.Context, s streams) error {
+		if f.NArg() > 0 {
+			return badUsage("unexpected arguments %q", f.Args())
+		}
+		return runHubServer(ctx, c, jsonLog(s.stderr), s.stdout)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "medsettle hub: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if err := runHubServer(ctx, c, log, stdout); err != nil {
-		fmt.Fprintln(stderr, "medsettle hub:", err)
-		return 1
-	}
-	return 0
 }
 
-func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, stdout io.Writer) error {
+func (c *hubCommandConfig) check() error {
 	switch {
 	case len(c.peers) == 0:
 		return errors.New("give each province platform with --peer province=URL")
@@ -129,6 +116,30 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 		return errors.New("give both --tls-cert and --tls-key, or neither")
 	case c.peerTimeout <= 0 || c.delay < 0:
 		return errors.New("--peer-timeout must be positive and --delay not negative")
+	}
+	return nil
+}
+
+// hubTokens reads the tokens file, or makes the development tokens of provs.
+func (c *hubCommandConfig) hubTokens(provs []string) (hubhttp.Tokens, error) {
+	if c.devTokens {
+		return hubhttp.DevTokens(provs...), nil
+	}
+	f, err := os.Open(c.tokensFile)
+	if err != nil {
+		return hubhttp.Tokens{}, err
+	}
+	defer f.Close()
+	tokens, err := hubhttp.LoadTokens(f)
+	if err != nil {
+		return hubhttp.Tokens{}, fmt.Errorf("%s: %w", c.tokensFile, err)
+	}
+	return tokens, nil
+}
+
+func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, stdout io.Writer) error {
+	if err := c.check(); err != nil {
+		return err
 	}
 	rs, err := loadRules(c.dataDir)
 	if err != nil {
@@ -146,21 +157,10 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 		provs = append(provs, p)
 	}
 	sort.Strings(provs)
-	var tokens hubhttp.Tokens
-	if c.devTokens {
-		tokens = hubhttp.DevTokens(provs...)
-	} else {
-		f, err := os.Open(c.tokensFile)
-		if err != nil {
-			return err
-		}
-		tokens, err = hubhttp.LoadTokens(f)
-		_ = f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.tokensFile, err)
-		}
+	tokens, err := c.hubTokens(provs)
+	if err != nil {
+		return err
 	}
-
 	sim := hubsim.New(rs)
 	sim.DelayBy = c.delay
 	srv := hubhttp.NewServer(sim.Hub, tokens)
@@ -175,48 +175,38 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 			return err
 		}
 	}
-	if c.temporal != "" {
+	if c.temporal.address != "" {
 		// The monthly clearing (`medsettle clear`) runs here: the hub asks
 		// each province over its /hub-peer/ endpoints.
-		tc, err := client.Dial(client.Options{HostPort: c.temporal, Namespace: c.namespace})
-		if err != nil {
-			return fmt.Errorf("connecting to Temporal: %w", err)
-		}
-		defer tc.Close()
 		peers := map[string]workflows.ClearingPeer{}
 		for _, p := range provs {
 			peers[p] = &hubhttp.PeerClient{URL: c.peers[p], Token: tokens.Peer[p], Timeout: c.peerTimeout}
 		}
-		w := worker.New(tc, workflows.HubTaskQueue, worker.Options{})
-		workflows.RegisterHub(w, &workflows.ClearingActivities{Peers: peers})
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("starting the clearing worker: %w", err)
+		_, stop, err := c.temporal.startWorker(workflows.HubTaskQueue, "clearing", func(r worker.Registry) {
+			workflows.RegisterHub(r, &workflows.ClearingActivities{Peers: peers})
+		})
+		if err != nil {
+			return err
 		}
-		defer w.Stop()
+		defer stop()
 	}
 	if tokens.Admin == "" {
 		log.Info("no admin token: the fault and record endpoints refuse every request")
 	}
+	hs := httpserve.Platform(c.listen, srv.Handler())
+	hs.WriteTimeout = hubhttp.WriteTimeout(c.peerTimeout, c.delay)
+	hs.TLSCert, hs.TLSKey = c.tlsCert, c.tlsKey
+	hs.Listening = func(url string) { c.banner(stdout, url, provs) }
+	err = httpserve.Run(ctx, log, hs)
+	// Deliveries held by a delay fault still happen: the insured side then
+	// refuses them if the treatment side has reversed meanwhile.
+	srv.Wait()
+	return err
+}
 
-	ln, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		// A duplicate delivery calls the province twice; a dropped answer
-		// waits for the province before answering.
-		WriteTimeout: 2*c.peerTimeout + c.delay + 5*time.Second,
-		IdleTimeout:  120 * time.Second,
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	scheme := "http"
-	if c.tlsCert != "" {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "medsettle hub listening on %s://%s%s\n", scheme, ln.Addr(), hubhttp.SettlePath)
+// banner prints where the hub listens and whom it calls.
+func (c *hubCommandConfig) banner(stdout io.Writer, url string, provs []string) {
+	fmt.Fprintf(stdout, "medsettle hub listening on %s%s\n", url, hubhttp.SettlePath)
 	for _, p := range provs {
 		fmt.Fprintf(stdout, "  province %s: %s%s\n", p, strings.TrimRight(c.peers[p], "/"), hubhttp.PeerPrefix)
 	}
@@ -224,28 +214,46 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 		fmt.Fprintf(stdout, "  development tokens: province P presents dev-P-to-hub (e.g. %s), the hub presents dev-hub-to-P (e.g. %s), admin %s\n",
 			hubhttp.DevProvinceToken(provs[0]), hubhttp.DevPeerToken(provs[0]), hubhttp.DevAdminToken)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if c.tlsCert != "" {
-			errc <- hs.ServeTLS(ln, c.tlsCert, c.tlsKey)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+}
+
+// clearConfig is what `medsettle clear` runs with.
+type clearConfig struct {
+	period, provinces string
+	temporal          temporal
+	within            time.Duration
+}
+
+func clearCommand(f *flags) func(context.Context, streams) error {
+	var c clearConfig
+	f.String(&c.period, "period", "", "the month to clear, yyyy-mm (required)")
+	c.temporal.flags(f, "127.0.0.1:7233", "Temporal frontend", "namespace")
+	f.String(&c.provinces, "provinces", strings.Join(devProvinces, ","), "provinces taking part")
+	f.Duration(&c.within, "confirm-within", 72*time.Hour, "how long an insured province has to confirm before escalation")
+	return func(ctx context.Context, s streams) error { return clearPeriod(ctx, c, s) }
+}
+
+// clearPeriod starts the period's clearing workflow on the hub's queue and prints its result.
+func clearPeriod(ctx context.Context, c clearConfig, s streams) error {
+	p, err := settlement.ParsePeriod(c.period)
+	if err != nil {
+		return badUsage("%s", settlement.ErrorMessage(err))
 	}
-	log.Info("shutting down: draining requests in flight")
-	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err = hs.Shutdown(shutdown)
-	// Deliveries held by a delay fault still happen: the insured side then
-	// refuses them if the treatment side has reversed meanwhile.
-	srv.Wait()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	tc, err := c.temporal.dial()
+	if err != nil {
 		return err
 	}
-	return nil
+	defer tc.Close()
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID(p), TaskQueue: workflows.HubTaskQueue},
+		workflows.ClearingWorkflow, workflows.ClearingInput{Period: p, Provinces: strings.Split(c.provinces, ","), ConfirmWithin: c.within})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.stderr, "clearing %s: workflow %s run %s\n", p, run.GetID(), run.GetRunID())
+	var res workflows.ClearingResult
+	if err := run.Get(ctx, &res); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(s.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
 }

@@ -3,41 +3,27 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/rules"
 )
 
-func init() {
-	register("price", "price one claim read on stdin (PRICING.md format)", runPrice)
-	register("rules check", "validate a rules directory and print what it holds", runRulesCheck)
+func priceCommand(f *flags) func(context.Context, streams) error {
+	var dataDir string
+	f.String(&dataDir, "data", "", "rules directory (default: the embedded testdata rules)")
+	return func(_ context.Context, s streams) error { return price(dataDir, s) }
 }
 
-// loadRules reads dir, or the embedded rules when dir is empty.
-func loadRules(dir string) (*rules.RuleSet, error) {
-	if dir == "" {
-		return rules.Load(medsettle.Rules())
-	}
-	return rules.Load(os.DirFS(dir))
-}
-
-func runPrice(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("price", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data", "", "rules directory (default: the embedded testdata rules)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	rs, err := loadRules(*dataDir)
+// price answers a claim on stdin; a refusal is an answer too, and exits 2.
+func price(dataDir string, s streams) error {
+	rs, err := loadRules(dataDir)
 	if err != nil {
-		fmt.Fprintln(stderr, "medsettle price:", err)
-		return 1
+		return err
 	}
+	stdin, stdout := s.stdin, s.stdout
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	req, err := rules.DecodeRequest(stdin)
@@ -47,33 +33,28 @@ func runPrice(_ context.Context, args []string, stdin io.Reader, stdout, stderr 
 	}
 	if err != nil {
 		_ = enc.Encode(rules.NewErrorAnswer(err))
-		return 2
+		return exitStatus(2)
 	}
-	if err := enc.Encode(rules.Answer{Setlinfo: res.Setlinfo, Lines: res.Lines, After: res.After}); err != nil {
-		fmt.Fprintln(stderr, "medsettle price:", err)
-		return 1
-	}
-	return 0
+	return (enc.Encode(rules.Answer{Setlinfo: res.Setlinfo, Lines: res.Lines, After: res.After}))
 }
 
-func runRulesCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	dir := fs.Arg(0)
+func rulesCheckCommand(f *flags) func(context.Context, streams) error {
+	return func(_ context.Context, s streams) error { return rulesCheck(f.Arg(0), s.stdout, s.stderr) }
+}
+
+// rulesCheck prints what the rules of dir hold, or every problem they have.
+func rulesCheck(dir string, stdout, stderr io.Writer) error {
 	rs, err := loadRules(dir)
-	if err != nil {
-		if le, ok := err.(*rules.LoadError); ok {
-			for _, p := range le.Problems {
-				fmt.Fprintln(stderr, p)
-			}
-			fmt.Fprintf(stderr, "%d problem(s): rules refused\n", len(le.Problems))
-			return 1
+	var le *rules.LoadError
+	if errors.As(err, &le) {
+		for _, p := range le.Problems {
+			fmt.Fprintln(stderr, p)
 		}
-		fmt.Fprintln(stderr, "medsettle rules check:", err)
-		return 1
+		fmt.Fprintf(stderr, "%d problem(s): rules refused\n", len(le.Problems))
+		return exitStatus(1)
+	}
+	if err != nil {
+		return err
 	}
 	if dir == "" {
 		dir = "(embedded)"
@@ -96,7 +77,7 @@ func runRulesCheck(_ context.Context, args []string, _ io.Reader, stdout, stderr
 		in := rs.Institutions[code]
 		fmt.Fprintf(stdout, "  %s %-8s level %d region %s %s\n", in.Code, in.Kind, in.Level, in.Admdvs, in.Name)
 	}
-	return 0
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

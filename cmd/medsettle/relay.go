@@ -3,56 +3,48 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/medsettle/medsettle/adapters/kafka"
-	"github.com/medsettle/medsettle/adapters/postgres"
-	"github.com/medsettle/medsettle/settlement"
 )
-
-func init() {
-	register("relay", "publish settlement events to Kafka and settle the manual claims it sends (--dsn, --kafka-brokers)", runRelay)
-}
 
 // relayConfig is what `medsettle relay` runs with.
 type relayConfig struct {
-	dsn, dataDir, province string
-	migrate                bool
-	kafka                  kafka.Config
-	owner                  string
-	leaseTTL               time.Duration
-	noRelay, noIntake      bool
+	platformConfig
+	kafka             kafka.Config
+	owner             string
+	leaseTTL          time.Duration
+	noRelay, noIntake bool
 }
 
-func runRelay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func relayCommand(f *flags) func(context.Context, streams) error {
 	var c relayConfig
-	fs.StringVar(&c.dsn, "dsn", defaultDSN(), "PostgreSQL/CockroachDB URL (env MEDSETTLE_DSN or DATABASE_URL)")
-	fs.StringVar(&c.dataDir, "data", os.Getenv("MEDSETTLE_RULES"), "rules directory (env MEDSETTLE_RULES; default: embedded)")
-	fs.StringVar(&c.province, "province", os.Getenv("MEDSETTLE_PROVINCE"), "the province this platform serves (env MEDSETTLE_PROVINCE; empty: every region)")
-	fs.BoolVar(&c.migrate, "migrate", false, "apply schema migrations first")
-	c.kafka.RegisterFlags(fs)
-	fs.StringVar(&c.owner, "relay-owner", os.Getenv("MEDSETTLE_RELAY_OWNER"),
-		"this relay's name in the lease table, unique among running relays; a stable one (a pod name) resumes at once after a crash (default: host-pid-random)")
-	fs.DurationVar(&c.leaseTTL, "lease-ttl", 15*time.Second, "outbox lease duration: how long a dead relay's partitions wait")
-	fs.BoolVar(&c.noRelay, "no-relay", false, "run the claims intake only")
-	fs.BoolVar(&c.noIntake, "no-intake", false, "run the outbox relay only")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if err := relay(ctx, c, log, stdout); err != nil {
-		fmt.Fprintln(stderr, "medsettle relay:", err)
-		return 1
-	}
-	return 0
+	c.platformConfig.flags(f, "the province this platform serves (empty: every region)", "apply schema migrations first")
+	kafkaFlags(f, &c.kafka)
+	f.String(&c.owner, "relay-owner", "",
+		"this relay's name in the lease table, unique among running relays; a stable one (a pod name) resumes at once after a crash (default: host-pid-random)",
+		"MEDSETTLE_RELAY_OWNER")
+	f.Duration(&c.leaseTTL, "lease-ttl", 15*time.Second, "outbox lease duration: how long a dead relay's partitions wait")
+	f.Bool(&c.noRelay, "no-relay", false, "run the claims intake only")
+	f.Bool(&c.noIntake, "no-intake", false, "run the outbox relay only")
+	return func(ctx context.Context, s streams) error { return relay(ctx, c, jsonLog(s.stderr), s.stdout) }
+}
+
+// kafkaFlags registers the flags of kafka.Config, each with its
+// MEDSETTLE_KAFKA_* variable (the password is better given that way than on
+// a command line).
+func kafkaFlags(f *flags, c *kafka.Config) {
+	f.String(&c.Brokers, "kafka-brokers", "", "Kafka bootstrap brokers, comma-separated host:port", "MEDSETTLE_KAFKA_BROKERS")
+	f.Bool(&c.TLS, "kafka-tls", false, "connect to Kafka over TLS", "MEDSETTLE_KAFKA_TLS")
+	f.String(&c.TLSCA, "kafka-tls-ca", "", "PEM file of the CA that signed the brokers' certificates, instead of the system's", "MEDSETTLE_KAFKA_TLS_CA")
+	f.String(&c.SASLMechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL", "MEDSETTLE_KAFKA_SASL_MECHANISM")
+	f.String(&c.User, "kafka-user", "", "SASL user", "MEDSETTLE_KAFKA_USER")
+	f.String(&c.Password, "kafka-password", "", "SASL password (preferred over the flag)", "MEDSETTLE_KAFKA_PASSWORD")
+	f.String(&c.ClientID, "kafka-client-id", "medsettle", "Kafka client id", "MEDSETTLE_KAFKA_CLIENT_ID")
 }
 
 func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Writer) error {
@@ -63,20 +55,13 @@ func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	rs, err := loadRules(c.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.dsn, log)
+	// Manual claims of persons insured in another province are refused
+	// (claim there): the intake's engine needs no hub.
+	e, st, err := c.platformConfig.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if c.migrate {
-		if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-			return err
-		}
-	}
 	if err := kafka.Ping(ctx, opts, 10*time.Second); err != nil {
 		return err
 	}
@@ -90,9 +75,6 @@ func relay(ctx context.Context, c relayConfig, log *slog.Logger, stdout io.Write
 		defer r.Close()
 	}
 	if !c.noIntake {
-		// Manual claims of persons insured in another province are refused
-		// (claim there): the intake needs no hub.
-		e := &settlement.Engine{Rules: rs, Store: st, Province: c.province}
 		if in, err = kafka.NewIntake(e, opts, kafka.IntakeConfig{Log: log}); err != nil {
 			return err
 		}

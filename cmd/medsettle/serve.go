@@ -4,76 +4,49 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/medsettle/medsettle/adapters/console"
 	"github.com/medsettle/medsettle/adapters/httpapi"
+	"github.com/medsettle/medsettle/adapters/httpserve"
 	"github.com/medsettle/medsettle/adapters/hubhttp"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/settlement"
 	"github.com/medsettle/medsettle/workflows"
 )
 
-func init() {
-	register("serve", "serve the counter interface (production: --dsn, --keys, TLS)", runServe)
-	register("keys hash", "print the sha256: form of a key read on stdin, for a production keys file", runKeysHash)
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 // serveConfig is what `medsettle serve` runs with.
 type serveConfig struct {
-	dsn, listen, keysFile, tlsCert, tlsKey, dataDir string
-	migrate                                         bool
-	province                                        string // "" serves every region, with no hub
-	hubURL, hubToken, hubPeerToken                  string
-	temporal, namespace                             string
-	pprof                                           string // net/http/pprof listener; "" none
+	platformConfig
+	listen, keysFile, tlsCert, tlsKey string
+	hubURL, hubToken, hubPeerToken    string
+	temporal                          temporal
+	pprof                             string // net/http/pprof listener; "" none
+	consoleSecret                     string
 }
 
-func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func serveCommand(f *flags) func(context.Context, streams) error {
 	var c serveConfig
-	fs.StringVar(&c.dsn, "dsn", defaultDSN(), "PostgreSQL/CockroachDB URL (env MEDSETTLE_DSN or DATABASE_URL)")
-	fs.StringVar(&c.listen, "listen", envOr("MEDSETTLE_LISTEN", ":8080"), "listen address (env MEDSETTLE_LISTEN)")
-	fs.StringVar(&c.keysFile, "keys", os.Getenv("MEDSETTLE_KEYS"), "API keys file: principal,key rows (env MEDSETTLE_KEYS)")
-	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("MEDSETTLE_TLS_CERT"), "TLS certificate file (env MEDSETTLE_TLS_CERT)")
-	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("MEDSETTLE_TLS_KEY"), "TLS key file (env MEDSETTLE_TLS_KEY)")
-	fs.StringVar(&c.dataDir, "data", os.Getenv("MEDSETTLE_RULES"), "rules directory (env MEDSETTLE_RULES; default: embedded)")
-	fs.BoolVar(&c.migrate, "migrate", false, "apply schema migrations before serving")
-	fs.StringVar(&c.province, "province", os.Getenv("MEDSETTLE_PROVINCE"), "the province this platform serves, e.g. 150000 (env MEDSETTLE_PROVINCE; empty: every region, no hub)")
-	fs.StringVar(&c.hubURL, "hub-url", os.Getenv("MEDSETTLE_HUB_URL"), "the national hub (env MEDSETTLE_HUB_URL)")
-	fs.StringVar(&c.hubToken, "hub-token", os.Getenv("MEDSETTLE_HUB_TOKEN"), "this province's token at the hub (env MEDSETTLE_HUB_TOKEN)")
-	fs.StringVar(&c.hubPeerToken, "hub-peer-token", os.Getenv("MEDSETTLE_HUB_PEER_TOKEN"), "the hub's token at this platform, for its calls to /hub-peer/ (env MEDSETTLE_HUB_PEER_TOKEN)")
-	fs.StringVar(&c.temporal, "temporal-address", os.Getenv("MEDSETTLE_TEMPORAL"), "Temporal frontend for durable reversals (env MEDSETTLE_TEMPORAL)")
-	fs.StringVar(&c.namespace, "temporal-namespace", envOr("MEDSETTLE_TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env MEDSETTLE_TEMPORAL_NAMESPACE)")
-	fs.StringVar(&c.pprof, "pprof", os.Getenv("MEDSETTLE_PPROF"), "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (env MEDSETTLE_PPROF; default: off)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if err := serve(ctx, c, log, stdout); err != nil {
-		fmt.Fprintln(stderr, "medsettle serve:", err)
-		return 1
-	}
-	return 0
+	c.platformConfig.flags(f, "the province this platform serves, e.g. 150000 (empty: every region, no hub)", "apply schema migrations before serving")
+	f.String(&c.listen, "listen", ":8080", "listen address", "MEDSETTLE_LISTEN")
+	f.String(&c.keysFile, "keys", "", "API keys file: principal,key rows", "MEDSETTLE_KEYS")
+	f.String(&c.tlsCert, "tls-cert", "", "TLS certificate file", "MEDSETTLE_TLS_CERT")
+	f.String(&c.tlsKey, "tls-key", "", "TLS key file", "MEDSETTLE_TLS_KEY")
+	f.String(&c.hubURL, "hub-url", "", "the national hub", "MEDSETTLE_HUB_URL")
+	f.String(&c.hubToken, "hub-token", "", "this province's token at the hub", "MEDSETTLE_HUB_TOKEN")
+	f.String(&c.hubPeerToken, "hub-peer-token", "", "the hub's token at this platform, for its calls to /hub-peer/", "MEDSETTLE_HUB_PEER_TOKEN")
+	c.temporal.flags(f, "", "Temporal frontend for durable reversals", "temporal-namespace")
+	f.String(&c.pprof, "pprof", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (default: off)", "MEDSETTLE_PPROF")
+	consoleSecretVar(f, &c.consoleSecret)
+	return func(ctx context.Context, s streams) error { return serve(ctx, c, jsonLog(s.stderr), s.stdout) }
 }
 
 func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Writer) error {
@@ -84,6 +57,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		return errors.New("give both --tls-cert and --tls-key, or neither")
 	case c.hubURL != "" && c.province == "":
 		return errors.New("--hub-url needs --province: the hub routes between province platforms")
+	case c.hubURL != "" && c.hubToken == "":
+		return errors.New("--hub-url needs --hub-token (env MEDSETTLE_HUB_TOKEN)")
 	}
 	raw, err := os.ReadFile(c.keysFile)
 	if err != nil {
@@ -94,40 +69,24 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		return err
 	}
 	defer stopPprof()
-	rs, err := loadRules(c.dataDir)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, c.dsn, log)
+	e, st, err := c.platformConfig.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if c.migrate {
-		if err := postgres.Migrate(ctx, st.Pool()); err != nil {
-			return err
-		}
-	}
-	e := &settlement.Engine{Rules: rs, Store: st, Province: c.province}
 	if c.hubURL != "" {
-		if e.Hub, err = hubClient(c); err != nil {
-			return err
-		}
+		e.Hub = &hubhttp.Client{URL: c.hubURL, Province: c.province, Token: c.hubToken}
 	}
-	if c.temporal != "" && e.Hub != nil {
+	if c.temporal.address != "" && e.Hub != nil {
 		// Interrupted cross-province settlements are reversed by a workflow
 		// that survives restarts; this process also runs its worker.
-		tc, err := client.Dial(client.Options{HostPort: c.temporal, Namespace: c.namespace})
+		tc, stop, err := c.temporal.startWorker(workflows.TaskQueue(c.province), "reversal", func(r worker.Registry) {
+			workflows.Register(r, &workflows.Activities{Hub: e.Hub})
+		})
 		if err != nil {
-			return fmt.Errorf("connecting to Temporal: %w", err)
+			return err
 		}
-		defer tc.Close()
-		w := worker.New(tc, workflows.TaskQueue(c.province), worker.Options{})
-		workflows.Register(w, &workflows.Activities{Hub: e.Hub})
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("starting the reversal worker: %w", err)
-		}
-		defer w.Stop()
+		defer stop()
 		e.Reverser = &workflows.Reverser{Client: tc, Province: c.province}
 	} else if e.Hub != nil {
 		log.Warn("no --temporal-address: reversals after a lost hub answer are retried in-process only")
@@ -137,8 +96,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
-	// console: the bureau console at /console/ beside the counter interface (adapters/console; withConsole in report.go)
-	handler, err := withConsole(ctx, srv.Handler(), st, e, srv.Keys, c.province, c.tlsCert != "", log)
+	handler, err := withConsole(ctx, srv.Handler(), st, e, srv.Keys, c.province, c.tlsCert != "", c.consoleSecret, log)
 	if err != nil {
 		return err
 	}
@@ -149,13 +107,23 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 		mux.Handle("/", handler)
 		handler = mux
 	}
-	if code := listenAndServe(ctx, handler, c.listen, c.tlsCert, c.tlsKey, log, stdout); code != 0 {
-		return errors.New("the server stopped with an error")
-	}
-	return nil
+	hs := httpserve.Platform(c.listen, handler)
+	hs.TLSCert, hs.TLSKey = c.tlsCert, c.tlsKey
+	hs.Listening = func(url string) { fmt.Fprintf(stdout, "medsettle listening on %s%s\n", url, httpapi.Path) }
+	return httpserve.Run(ctx, log, hs)
 }
 
-// newServer wires the engine, the store and the keys into the HTTP server.
+// startPprof is --pprof of serve and dev.
+func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
+	stop, err = httpserve.StartPprof(addr, log)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	return stop, nil
+}
+
+// newServer wires the engine, the store and the keys into the HTTP server,
+// with the store's transaction counts among its metrics.
 func newServer(e *settlement.Engine, st *postgres.Store, keys []byte, log *slog.Logger) (*httpapi.Server, error) {
 	k, err := settlement.LoadKeys(bytes.NewReader(keys))
 	if err != nil {
@@ -178,61 +146,47 @@ func newServer(e *settlement.Engine, st *postgres.Store, keys []byte, log *slog.
 	}, nil
 }
 
-// listenAndServe serves until ctx ends, then drains requests in flight.
-func listenAndServe(ctx context.Context, handler http.Handler, addr, cert, key string, log *slog.Logger, stdout io.Writer) int { // console: takes the handler (API + console)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Error("listen", "addr", addr, "err", err)
-		return 1
-	}
-	hs := &http.Server{
-		Handler:           handler, // console
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	scheme := "http"
-	if cert != "" {
-		scheme = "https"
-	}
-	fmt.Fprintf(stdout, "medsettle listening on %s://%s%s\n", scheme, ln.Addr(), httpapi.Path)
-	errc := make(chan error, 1)
-	go func() {
-		if cert != "" {
-			errc <- hs.ServeTLS(ln, cert, key)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		log.Error("serve", "err", err)
-		return 1
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: draining requests in flight")
-	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("shutdown", "err", err)
-		return 1
-	}
-	return 0
+// consoleSecretVar reads $MEDSETTLE_CONSOLE_SECRET for withConsole.
+func consoleSecretVar(f *flags, p *string) {
+	f.EnvOnly(p, "MEDSETTLE_CONSOLE_SECRET", "signs the bureau console's sessions (at least 32 bytes); unset: a random key, sessions end with the process")
 }
 
-func runKeysHash(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+// withConsole mounts the bureau console (adapters/console) at /console/ in
+// front of a platform's counter interface: `medsettle serve` and each
+// province of `medsettle dev`. Its login sessions are signed with secret
+// ($MEDSETTLE_CONSOLE_SECRET, at least 32 bytes) when set, else with a random
+// key (sessions then end when the process does). Until ctx ends it keeps the
+// day totals of closed days summed in the background (console.KeepWarm).
+func withConsole(ctx context.Context, api http.Handler, st *postgres.Store, e *settlement.Engine, keys *settlement.Keys,
+	province string, tls bool, secret string, log *slog.Logger) (http.Handler, error) {
+	var key []byte
+	if secret != "" {
+		key = []byte(secret)
+	}
+	h, err := console.New(console.Config{Reader: st, Reconciler: e, Keys: keys, Rules: e.Rules, Province: province,
+		Now: e.Now, Secret: key, Secure: tls, Log: log})
 	if err != nil {
-		fmt.Fprintln(stderr, "medsettle keys hash:", err)
-		return 1
+		return nil, err
+	}
+	go h.KeepWarm(ctx)
+	mux := http.NewServeMux()
+	mux.Handle("/console/", h)
+	mux.Handle("/console", h)
+	mux.Handle("/", api)
+	return mux, nil
+}
+
+func keysHashCommand(*flags) func(context.Context, streams) error { return keysHash }
+
+func keysHash(_ context.Context, s streams) error {
+	b, err := io.ReadAll(io.LimitReader(s.stdin, 4096))
+	if err != nil {
+		return err
 	}
 	key := string(bytes.TrimSpace(b))
 	if len(key) < 16 {
-		fmt.Fprintln(stderr, "medsettle keys hash: a key must have at least 16 characters")
-		return 2
+		return badUsage("a key must have at least 16 characters")
 	}
-	fmt.Fprintln(stdout, settlement.HashKey(key))
-	return 0
+	fmt.Fprintln(s.stdout, settlement.HashKey(key))
+	return nil
 }
