@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"regexp"
 	"slices"
 	"strconv"
@@ -1271,17 +1270,6 @@ func scanChainHead(row pgx.Row, chain string) (settlement.ChainHead, error) {
 	return h, nil
 }
 
-// outboxParts is how many partitions the outbox is split into: a relay owns
-// a partition at a time, and a key (person) always falls in the same one.
-const outboxParts = 16
-
-// OutboxPart is the outbox partition of an event key.
-func OutboxPart(key string) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % outboxParts)
-}
-
 // insertEntries is the statement that appends n entries of a ledger txn:
 // one multi-row VALUES list, the txn id $1, then ordinal, account and amount
 // of each entry. Its text depends only on n, so it is built once per n
@@ -1331,7 +1319,7 @@ func (t *tx) AppendLedger(ctx context.Context, lt *settlement.LedgerTxn, ev *set
 	}
 	if ev != nil {
 		t.queue(wrapErr("writing event %s to the outbox", ev.ID), `INSERT INTO outbox_events (part, chain, seq, event_id, event_type, event_key, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, OutboxPart(ev.Key), lt.Chain, lt.Seq, ev.ID, ev.Type, ev.Key,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, settlement.OutboxPart(ev.Key), lt.Chain, lt.Seq, ev.ID, ev.Type, ev.Key,
 			string(ev.Payload), lt.Time)
 	}
 	return nil
