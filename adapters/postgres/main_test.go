@@ -52,6 +52,19 @@ func day(t testing.TB, date string) time.Time {
 	return d
 }
 
+// midnight is the start of a day at the counter (yyyy-mm-dd).
+func midnight(t testing.TB, date string) time.Time {
+	d, err := time.ParseInLocation("2006-01-02", date, cst)
+	require.NoError(t, err)
+	return d
+}
+
+// periodBounds is a month's [start, end) at the counter.
+func periodBounds(p settlement.Period) (time.Time, time.Time) {
+	end := p.End()
+	return end.AddDate(0, -1, 0), end
+}
+
 type env struct {
 	engine *settlement.Engine
 	store  *postgres.Store
