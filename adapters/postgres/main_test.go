@@ -43,7 +43,7 @@ func (c *clock) Set(t time.Time) {
 	c.mu.Unlock()
 }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = postgres.CST
 
 // day is 10:00 at the counter on date (yyyy-mm-dd).
 func day(t testing.TB, date string) time.Time {
