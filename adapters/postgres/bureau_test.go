@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -244,16 +245,7 @@ func TestConsoleQueriesUseIndexes(t *testing.T) {
 	ctx := context.Background()
 	pool := e.store.Pool()
 	// Copies of a settlement moved to 40 other regions and back in time.
-	var cols []string
-	rows, err := pool.Query(ctx, `SELECT column_name FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'settlements' ORDER BY ordinal_position`)
-	require.NoError(t, err)
-	for rows.Next() {
-		var c string
-		require.NoError(t, rows.Scan(&c))
-		cols = append(cols, c)
-	}
-	require.NoError(t, rows.Err())
+	cols := pgfixture.Columns(ctx, t, pool, "settlements")
 	override := map[string]string{
 		"setl_id": `'X' || g`, "mdtrt_id": `'MX' || g`, "insuplc_admdvs": `'R' || (g % 40)`,
 		"mdtrtarea_admvs": `'T' || (g % 37)`, "fixmedins_code": `'I' || (g % 101)`,
@@ -266,7 +258,7 @@ func TestConsoleQueriesUseIndexes(t *testing.T) {
 			sel[i] = o
 		}
 	}
-	_, err = pool.Exec(ctx, `INSERT INTO settlements (`+strings.Join(cols, ", ")+`) SELECT `+strings.Join(sel, ", ")+`
+	_, err := pool.Exec(ctx, `INSERT INTO settlements (`+strings.Join(cols, ", ")+`) SELECT `+strings.Join(sel, ", ")+`
 		FROM settlements, generate_series(1, 20000) g WHERE settlements.setl_id = $1`, ids[0])
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `ANALYZE`)

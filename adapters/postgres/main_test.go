@@ -26,22 +26,7 @@ func TestMain(m *testing.M) { pgfixture.Main(m) }
 func quietLog() *slog.Logger { return pgfixture.Quiet() }
 
 // clock is a settable time source so that settlements fall on chosen days.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+type clock = pgfixture.Clock
 
 var cst = postgres.CST
 
@@ -82,7 +67,7 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(st.Close)
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
-	c := &clock{t: day(t, "2026-03-15")}
+	c := pgfixture.NewClock(day(t, "2026-03-15"))
 	return &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, store: st, clock: c, rules: rs, dsn: dsn}
 }
 
