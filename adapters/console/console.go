@@ -1,3 +1,13 @@
+// Package console is the insurance bureau's web console: server-rendered
+// pages (html/template, inline SVG charts, no JavaScript) over the settlement
+// data of one pooling region, and the monthly statement written as files by
+// `medsettle report`.
+//
+// Every page is scoped to the region of the bureau that is signed in: a
+// settlement is the bureau's when the person is insured there
+// (insuplc_admdvs) or the institution is there (mdtrtarea_admvs). The data
+// comes through settlement.BureauReads, the read model the domain declares
+// and adapters/postgres implements.
 package console
 
 import (
@@ -20,12 +30,19 @@ import (
 	"github.com/medsettle/medsettle/settlement"
 )
 
+// Reconciler compares an institution's HIS figures with the platform's
+// (3201/3202); *settlement.Engine is one.
+type Reconciler interface {
+	ReconcileTotals(ctx context.Context, q settlement.PeriodQuery, his settlement.Totals) (settlement.TotalsResult, error)
+	ReconcileDetails(ctx context.Context, q settlement.PeriodQuery, his []settlement.DetailRow) ([]settlement.Difference, error)
+}
+
 //go:embed templates/*.html static/*
 var assets embed.FS
 
 // Config wires a console.
 type Config struct {
-	Reader Reader
+	Reader settlement.BureauReads
 	// Reconciler runs 3201/3202 for the reconciliation page; nil disables it.
 	Reconciler Reconciler
 	// Keys are the API keys: only bureau keys (bureau:<admdvs>) open the console.
@@ -248,7 +265,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, status
 
 // auditRunner runs Store.Audit in the background and keeps the last result.
 type auditRunner struct {
-	reader Reader
+	reader settlement.BureauReads
 	now    func() time.Time
 	log    *slog.Logger
 

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,13 +41,7 @@ const (
 	hospitalKey  = "dev-h15010000011-secret"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+type clock = pgfixture.Clock
 
 type env struct {
 	store  *postgres.Store
@@ -95,7 +88,7 @@ func newEnv(t *testing.T) *env {
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
 	st := pgfixture.Store(t)
-	c := &clock{t: at(t, "2026-03-15 09:00")}
+	c := pgfixture.NewClock(at(t, "2026-03-15 09:00"))
 	e := &env{store: st, engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, clock: c, ids: map[string]string{}}
 	e.settle(t, "hohhot-own", hohhotHospital, hohhotEmployee, true, line("1", "001101000010000", "1", "30.00", "30.00"),
 		line("2", "XJ01DDA062B002010100345", "3", "1500.5", "4501.50"))

@@ -110,7 +110,7 @@ func (h *Handler) parseRange(q url.Values, defaultMonth bool) (dateRange, error)
 
 type dashboardData struct {
 	Range                          dateRange
-	Insured, Treated               Sums
+	Insured, Treated               settlement.Sums
 	Funds                          []FundLine
 	FundChart                      Chart
 	ByMedType, ByInstitution       []Group
@@ -136,14 +136,14 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	d := dashboardData{Range: rg}
-	d.ByMedType, d.Insured = groupBy(t.Insured, func(r TotalsRow) string { return r.MedType }, medTypeName)
-	d.ByInstitution, _ = groupBy(t.Insured, func(r TotalsRow) string { return r.Institution }, h.instName)
-	d.TreatedBy, d.Treated = groupBy(t.Treated, func(r TotalsRow) string { return r.Institution }, h.instName)
+	d.ByMedType, d.Insured = groupBy(t.Insured, func(r settlement.BureauTotalsRow) string { return r.MedType }, medTypeName)
+	d.ByInstitution, _ = groupBy(t.Insured, func(r settlement.BureauTotalsRow) string { return r.Institution }, h.instName)
+	d.TreatedBy, d.Treated = groupBy(t.Treated, func(r settlement.BureauTotalsRow) string { return r.Institution }, h.instName)
 	d.Funds = Funds(d.Insured)
 	d.FundChart = fundChart("What the region's funds, accounts and insured persons paid", d.Insured)
-	d.MedTypeChart = groupChart("Fund payments by med_type", d.ByMedType, func(s Sums) rules.Money { return s.Fund }, 10)
-	d.InstitutionChart = groupChart("Fund payments by institution (top 10)", d.ByInstitution, func(s Sums) rules.Money { return s.Fund }, 10)
-	d.TreatedChart = groupChart("Billed by the region's institutions (top 10)", d.TreatedBy, func(s Sums) rules.Money { return s.Medfee }, 10)
+	d.MedTypeChart = groupChart("Fund payments by med_type", d.ByMedType, func(s settlement.Sums) rules.Money { return s.Fund }, 10)
+	d.InstitutionChart = groupChart("Fund payments by institution (top 10)", d.ByInstitution, func(s settlement.Sums) rules.Money { return s.Fund }, 10)
+	d.TreatedChart = groupChart("Billed by the region's institutions (top 10)", d.TreatedBy, func(s settlement.Sums) rules.Money { return s.Medfee }, 10)
 	today := h.today()
 	d.Today = "day=" + today.Format("2006-01-02")
 	d.ThisMonth = "period=" + today.Format("2006-01")
@@ -159,7 +159,7 @@ type listData struct {
 	Scope             string
 	Institution       string
 	MedType           string
-	Rows              []ListRow
+	Rows              []settlement.BureauListRow
 	Next, Prev, First string
 	Institutions      []instOption
 	MedTypes          []instOption
@@ -168,9 +168,11 @@ type listData struct {
 
 type instOption struct{ Code, Name string }
 
-func encodeCursor(c Cursor) string { return strconv.FormatInt(c.Time.UnixMicro(), 10) + "." + c.ID }
+func encodeCursor(c settlement.BureauCursor) string {
+	return strconv.FormatInt(c.Time.UnixMicro(), 10) + "." + c.ID
+}
 
-func decodeCursor(s string) (*Cursor, error) {
+func decodeCursor(s string) (*settlement.BureauCursor, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -179,7 +181,7 @@ func decodeCursor(s string) (*Cursor, error) {
 	if !ok || err != nil || id == "" || len(id) > 64 {
 		return nil, errors.New("the page cursor is not valid")
 	}
-	return &Cursor{Time: time.UnixMicro(n).UTC(), ID: id}, nil
+	return &settlement.BureauCursor{Time: time.UnixMicro(n).UTC(), ID: id}, nil
 }
 
 func (h *Handler) regionInstitutions(region string) []instOption {
@@ -199,10 +201,10 @@ func (h *Handler) settlements(w http.ResponseWriter, r *http.Request, v viewer) 
 	start := time.Now()
 	qv := r.URL.Query()
 	d := listData{Scope: qv.Get("scope"), Institution: strings.TrimSpace(qv.Get("inst")), MedType: strings.TrimSpace(qv.Get("med_type"))}
-	lq := ListQuery{Region: v.Region, Institution: d.Institution, MedType: d.MedType, Limit: pageSize + 1}
-	switch Scope(d.Scope) {
-	case ScopeAll, ScopeInsured, ScopeTreated:
-		lq.Scope = Scope(d.Scope)
+	lq := settlement.BureauListQuery{Region: v.Region, Institution: d.Institution, MedType: d.MedType, Limit: pageSize + 1}
+	switch settlement.BureauScope(d.Scope) {
+	case settlement.BureauScopeAll, settlement.BureauScopeInsured, settlement.BureauScopeTreated:
+		lq.Scope = settlement.BureauScope(d.Scope)
 	default:
 		h.render(w, r, v, http.StatusBadRequest, "error", "Settlements", "scope must be insured, treated or empty")
 		return
@@ -250,7 +252,7 @@ func (h *Handler) settlements(w http.ResponseWriter, r *http.Request, v viewer) 
 			base.Set(k, x)
 		}
 	}
-	link := func(k string, c Cursor) string {
+	link := func(k string, c settlement.BureauCursor) string {
 		u := url.Values{}
 		for kk, vv := range base {
 			u[kk] = vv
@@ -278,7 +280,7 @@ func (h *Handler) settlements(w http.ResponseWriter, r *http.Request, v viewer) 
 }
 
 type detailData struct {
-	*Detail
+	*settlement.BureauDetail
 	Funds        []FundLine
 	HashOK       bool
 	LinkOK       bool
@@ -308,7 +310,7 @@ func (h *Handler) settlement(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.render(w, r, v, http.StatusNotFound, "error", "Settlement", "no settlement "+id+" in region "+v.Region)
 		return
 	}
-	d := detailData{Detail: det, Funds: Funds(Sums{Hifp: det.Settlement.Info.HifpPay, Hifmi: det.Settlement.Info.HifmiPay,
+	d := detailData{BureauDetail: det, Funds: Funds(settlement.Sums{Hifp: det.Settlement.Info.HifpPay, Hifmi: det.Settlement.Info.HifmiPay,
 		Hifob: det.Settlement.Info.HifobPay, Maf: det.Settlement.Info.MafPay, Acct: det.Settlement.Info.AcctPay,
 		Cash: det.Settlement.Info.PsnCashPay})}
 	if t := det.Txn; t != nil {
@@ -483,7 +485,7 @@ type clearingData struct {
 	Period    string
 	Province  string
 	Own       bool
-	C         *Clearing
+	C         *settlement.BureauClearing
 	Disputed  []settlement.Verdict
 	Confirmed int
 	Elapsed   time.Duration
@@ -610,7 +612,7 @@ func (h *Handler) statement(w http.ResponseWriter, r *http.Request, v viewer) {
 
 type alertsData struct {
 	Range  dateRange
-	Alerts []AlertRow
+	Alerts []settlement.BureauAlertRow
 	None   bool
 	More   bool
 }
@@ -625,7 +627,7 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	d := alertsData{Range: rg}
-	ar, ok := h.cfg.Reader.(AlertReader)
+	ar, ok := h.cfg.Reader.(settlement.BureauAlertReads)
 	if !ok {
 		d.None = true
 	} else {
@@ -633,7 +635,7 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request, v viewer) {
 		defer cancel()
 		d.Alerts, err = ar.ConsoleAlerts(ctx, v.Region, rg.From, rg.To, alertsShown+1)
 		switch {
-		case errors.Is(err, ErrNoAlerts):
+		case errors.Is(err, settlement.ErrNoAlerts):
 			d.None = true
 		case err != nil:
 			h.fail(w, r, err, http.StatusInternalServerError, "the alerts could not be read")

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 )
 
 // TestPagesWithAMillionSettlements measures every console page with
@@ -151,16 +152,7 @@ func shortPath(p string) string {
 // 100 cancelled (the original marked, a negated reversal added).
 func copySettlements(t *testing.T, ctx context.Context, st *postgres.Store, n int) int64 {
 	t.Helper()
-	var cols []string
-	rows, err := st.Pool().Query(ctx, `SELECT column_name FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'settlements' ORDER BY ordinal_position`)
-	require.NoError(t, err)
-	for rows.Next() {
-		var c string
-		require.NoError(t, rows.Scan(&c))
-		cols = append(cols, c)
-	}
-	require.NoError(t, rows.Err())
+	cols := pgfixture.Columns(ctx, t, st.Pool(), "settlements")
 
 	type inst struct{ code, region string }
 	local := []inst{{"H15010000011", "150100"}, {"H15010000032", "150100"}, {"H15010000105", "150100"}, {"P15010000201", "150100"},

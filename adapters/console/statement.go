@@ -26,32 +26,32 @@ type Statement struct {
 	Generated  time.Time
 
 	// Insured: persons insured in the region, wherever treated.
-	Insured   Sums
+	Insured   settlement.Sums
 	ByMedType []Group
 	Funds     []FundLine
 	// Receivables: care at the region's institutions of persons insured in
 	// another province (owed: funds + account). Payables: the reverse.
 	Receivables, Payables []Group
-	ReceivableTotal       Sums
-	PayableTotal          Sums
+	ReceivableTotal       settlement.Sums
+	PayableTotal          settlement.Sums
 	// Institutions: what the region's institutions billed, whoever the person.
 	Institutions []Group
-	Treated      Sums
+	Treated      settlement.Sums
 }
 
 // BuildStatement reads a region's month.
-func BuildStatement(ctx context.Context, rd Reader, rs *rules.RuleSet, region string, period settlement.Period, now time.Time) (*Statement, error) {
+func BuildStatement(ctx context.Context, rd settlement.BureauReads, rs *rules.RuleSet, region string, period settlement.Period, now time.Time) (*Statement, error) {
 	from, to := PeriodBounds(period)
 	t, err := rd.ConsoleTotals(ctx, region, from, to, ClosedBefore(now))
 	if err != nil {
 		return nil, err
 	}
 	st := &Statement{Region: region, RegionName: regionName(rs, region), Period: period, From: from, To: to, Generated: now}
-	st.ByMedType, st.Insured = groupBy(t.Insured, func(r TotalsRow) string { return r.MedType }, medTypeName)
+	st.ByMedType, st.Insured = groupBy(t.Insured, func(r settlement.BureauTotalsRow) string { return r.MedType }, medTypeName)
 	st.Funds = Funds(st.Insured)
-	st.Institutions, st.Treated = groupBy(t.Treated, func(r TotalsRow) string { return r.Institution }, func(c string) string { return instName(rs, c) })
+	st.Institutions, st.Treated = groupBy(t.Treated, func(r settlement.BureauTotalsRow) string { return r.Institution }, func(c string) string { return instName(rs, c) })
 	own := provinceOf(region)
-	var rec, pay []TotalsRow
+	var rec, pay []settlement.BureauTotalsRow
 	for _, r := range t.Treated {
 		if provinceOf(r.InsuredRegion) != own {
 			rec = append(rec, r)
@@ -63,8 +63,8 @@ func BuildStatement(ctx context.Context, rd Reader, rs *rules.RuleSet, region st
 		}
 	}
 	label := func(c string) string { return regionName(rs, c) }
-	st.Receivables, st.ReceivableTotal = groupBy(rec, func(r TotalsRow) string { return provinceOf(r.InsuredRegion) }, label)
-	st.Payables, st.PayableTotal = groupBy(pay, func(r TotalsRow) string { return provinceOf(r.TreatmentRegion) }, label)
+	st.Receivables, st.ReceivableTotal = groupBy(rec, func(r settlement.BureauTotalsRow) string { return provinceOf(r.InsuredRegion) }, label)
+	st.Payables, st.PayableTotal = groupBy(pay, func(r settlement.BureauTotalsRow) string { return provinceOf(r.TreatmentRegion) }, label)
 	return st, nil
 }
 
@@ -72,7 +72,7 @@ func BuildStatement(ctx context.Context, rd Reader, rs *rules.RuleSet, region st
 var csvHeader = []string{"section", "code", "name", "count", "medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifmi_pay",
 	"hifob_pay", "maf_pay", "acct_pay", "psn_cash_pay", "owed"}
 
-func csvRow(section, code, name string, s Sums) []string {
+func csvRow(section, code, name string, s settlement.Sums) []string {
 	return []string{section, code, name, strconv.FormatInt(s.Count, 10), s.Medfee.String(), s.Fund.String(), s.Hifp.String(),
 		s.Hifmi.String(), s.Hifob.String(), s.Maf.String(), s.Acct.String(), s.Cash.String(), s.Owed().String()}
 }

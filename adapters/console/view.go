@@ -183,13 +183,13 @@ func NewChart(title string, labels []string, values []rules.Money) Chart {
 type Group struct {
 	Key   string
 	Label string
-	Sums
+	settlement.Sums
 }
 
 // groupBy rolls rows up by key, sorted by key.
-func groupBy(rows []TotalsRow, key func(TotalsRow) string, label func(string) string) ([]Group, Sums) {
+func groupBy(rows []settlement.BureauTotalsRow, key func(settlement.BureauTotalsRow) string, label func(string) string) ([]Group, settlement.Sums) {
 	by := map[string]*Group{}
-	var total Sums
+	var total settlement.Sums
 	for _, r := range rows {
 		k := key(r)
 		g := by[k]
@@ -216,7 +216,7 @@ type FundLine struct {
 }
 
 // Funds splits sums into what each fund (and the account and cash) paid.
-func Funds(s Sums) []FundLine {
+func Funds(s settlement.Sums) []FundLine {
 	return []FundLine{
 		{"basic", "统筹基金 basic pool (hifp_pay)", s.Hifp},
 		{"hifmi", "大病保险 critical illness (hifmi_pay)", s.Hifmi},
@@ -227,7 +227,7 @@ func Funds(s Sums) []FundLine {
 	}
 }
 
-func fundChart(title string, s Sums) Chart {
+func fundChart(title string, s settlement.Sums) Chart {
 	var labels []string
 	var values []rules.Money
 	for _, f := range Funds(s) {
@@ -237,7 +237,7 @@ func fundChart(title string, s Sums) Chart {
 	return NewChart(title, labels, values)
 }
 
-func groupChart(title string, gs []Group, value func(Sums) rules.Money, max int) Chart {
+func groupChart(title string, gs []Group, value func(settlement.Sums) rules.Money, max int) Chart {
 	gs = append([]Group(nil), gs...)
 	sort.SliceStable(gs, func(i, j int) bool { return value(gs[i].Sums) > value(gs[j].Sums) })
 	if len(gs) > max {

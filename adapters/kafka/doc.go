@@ -42,7 +42,7 @@
 // # Outbox leases
 //
 // Several relays may run. The outbox is split into 16 partitions by the key
-// (postgres.OutboxPart); a relay publishes a partition only while it holds
+// (settlement.OutboxPart); a relay publishes a partition only while it holds
 // the partition's lease in outbox_leases (claimed and renewed with a
 // conditional upsert in a SERIALIZABLE transaction, expiring by the
 // database's clock), and marks rows published only in a transaction that

@@ -191,21 +191,41 @@ func TestIntakeSettlesEachClaimOnce(t *testing.T) {
 	dlq := e.consume(t, kafka.TopicClaimsDLQ, int(stats.DeadLettered), 300*time.Millisecond, time.Minute)
 	require.Equal(t, n, len(results)+len(dlq), "one answer per claim record")
 
-	// Dead letters, by the record they came from.
-	type at struct {
-		part int32
-		off  int64
-	}
-	dead := map[at]kafka.DeadLetter{}
+	dead := deadLetters(t, dlq)
+	answers := claimAnswers(t, results)
+	setl, counts, validSettled := checkAnswers(t, claims, dead, answers)
+	require.Greater(t, validSettled, counts[kValid]*9/10, "most valid claims settle")
+	require.Len(t, dead, int(stats.DeadLettered))
+
+	checkOneSettlementEach(ctx, t, e, setl)
+	rep, err := e.store.Audit(ctx)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%v", rep.Problems)
+	t.Logf("kinds %v; %d settlements, %d dead letters, %d refusals", counts, len(setl), len(dlq), stats.Refused)
+}
+
+// recordAt is a claim record's place: partition and offset.
+type recordAt struct {
+	part int32
+	off  int64
+}
+
+// deadLetters are the dead letters, by the record they came from.
+func deadLetters(t *testing.T, dlq []*kgo.Record) map[recordAt]kafka.DeadLetter {
+	dead := map[recordAt]kafka.DeadLetter{}
 	for _, r := range dlq {
 		var dl kafka.DeadLetter
 		require.NoError(t, json.Unmarshal(r.Value, &dl))
 		require.NotEmpty(t, dl.Reason)
 		require.Equal(t, dl.Reason, kafka.Header(r, kafka.HeaderDLQReason), "the reason in the header and the value")
 		require.Equal(t, kafka.TopicClaims, dl.Topic)
-		dead[at{dl.Partition, dl.Offset}] = dl
+		dead[recordAt{dl.Partition, dl.Offset}] = dl
 	}
-	// Results, per claim id in the order answered.
+	return dead
+}
+
+// claimAnswers are the results, per claim id in the order answered.
+func claimAnswers(t *testing.T, results []*kgo.Record) map[string][]kafka.ClaimResult {
 	answers := map[string][]kafka.ClaimResult{}
 	for _, r := range results {
 		var res kafka.ClaimResult
@@ -228,14 +248,21 @@ func TestIntakeSettlesEachClaimOnce(t *testing.T) {
 		answers[res.ClaimID] = append(answers[res.ClaimID], res)
 	}
 
+	return answers
+}
+
+// checkAnswers matches every claim sent with its answer (or its dead
+// letter), consuming answers; it returns each settled claim's settlement,
+// the claims sent by kind, and how many valid ones settled.
+func checkAnswers(t *testing.T, claims []*testClaim, dead map[recordAt]kafka.DeadLetter, answers map[string][]kafka.ClaimResult) (
+	setl map[string]string, counts map[claimKind]int, validSettled int) {
 	first := map[string]kafka.ClaimResult{} // the first answer of each claim id
-	setl := map[string]string{}             // claim id -> its one settlement
-	counts := map[claimKind]int{}
-	validSettled := 0
+	setl = map[string]string{}              // claim id -> its one settlement
+	counts = map[claimKind]int{}
 	for _, c := range claims {
 		counts[c.kind]++
 		if c.kind >= kPoisonFirst {
-			dl, ok := dead[at{c.rec.Partition, c.rec.Offset}]
+			dl, ok := dead[recordAt{c.rec.Partition, c.rec.Offset}]
 			require.True(t, ok, "poison record %d/%d (kind %d) not dead-lettered", c.rec.Partition, c.rec.Offset, c.kind)
 			require.True(t, bytes.Equal(c.value, dl.Value), "the original record in the dead letter")
 			continue
@@ -283,10 +310,12 @@ func TestIntakeSettlesEachClaimOnce(t *testing.T) {
 	for id, rest := range answers {
 		require.Empty(t, rest, "claim %s answered more often than sent", id)
 	}
-	require.Greater(t, validSettled, counts[kValid]*9/10, "most valid claims settle")
-	require.Len(t, dead, int(stats.DeadLettered))
+	return setl, counts, validSettled
+}
 
-	// The database: exactly one settlement per settled claim, the one answered.
+// checkOneSettlementEach: exactly one settlement per settled claim in the
+// database, the one answered (setl), and no other.
+func checkOneSettlementEach(ctx context.Context, t *testing.T, e *env, setl map[string]string) {
 	rows, err := e.store.Pool().Query(ctx, `SELECT msgid, setl_id FROM settlements WHERE msgid LIKE 'claim:%' AND reverses = ''`)
 	require.NoError(t, err)
 	inDB := map[string]string{}
@@ -303,10 +332,6 @@ func TestIntakeSettlesEachClaimOnce(t *testing.T) {
 	var total int
 	require.NoError(t, e.store.Pool().QueryRow(ctx, `SELECT count(*) FROM settlements`).Scan(&total))
 	require.Equal(t, len(setl), total)
-	rep, err := e.store.Audit(ctx)
-	require.NoError(t, err)
-	require.True(t, rep.OK(), "%v", rep.Problems)
-	t.Logf("kinds %v; %d settlements, %d dead letters, %d refusals", counts, len(setl), len(dlq), stats.Refused)
 }
 
 // flakyStore fails the first Updates as a database that is down would.

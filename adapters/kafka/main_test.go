@@ -243,7 +243,7 @@ func (e *env) consume(t testing.TB, topic string, least int, quiet, timeout time
 }
 
 // runRelay starts a relay; the returned stop cancels it and waits for Run.
-func runRelay(t testing.TB, ob kafka.Outbox, opts []kgo.Opt, cfg kafka.RelayConfig) (*kafka.Relay, func()) {
+func runRelay(t testing.TB, ob settlement.Outbox, opts []kgo.Opt, cfg kafka.RelayConfig) (*kafka.Relay, func()) {
 	t.Helper()
 	r, err := kafka.NewRelay(ob, opts, cfg)
 	require.NoError(t, err)

@@ -17,25 +17,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/settlement"
 )
-
-// Outbox is what the relay needs of the database; *postgres.Store has it.
-type Outbox interface {
-	// LeaseOutbox claims and renews owner's share of the outbox partitions
-	// for ttl and returns the partitions it holds.
-	LeaseOutbox(ctx context.Context, owner string, ttl time.Duration) ([]int, error)
-	// PendingOutbox returns up to limit unpublished events of part in (chain, seq) order.
-	PendingOutbox(ctx context.Context, part, limit int) ([]postgres.OutboxEvent, error)
-	// MarkOutboxPublished marks events published if owner still holds part
-	// (postgres.ErrLeaseLost otherwise), checked in the same transaction.
-	MarkOutboxPublished(ctx context.Context, owner string, part int, refs []postgres.OutboxRef) (int, error)
-	// ReleaseOutbox gives owner's leases up.
-	ReleaseOutbox(ctx context.Context, owner string) error
-}
-
-var _ Outbox = (*postgres.Store)(nil)
 
 // RelayConfig tunes a Relay; the zero value of each field means its default.
 type RelayConfig struct {
@@ -102,7 +85,7 @@ func (c *RelayConfig) defaults() {
 // the broker acknowledged them. See the package documentation.
 type Relay struct {
 	cfg RelayConfig
-	ob  Outbox
+	ob  settlement.Outbox
 	cl  *kgo.Client
 
 	produced, marked, batches, leaseLost, errs atomic.Int64
@@ -121,7 +104,7 @@ type RelayStats struct {
 
 // NewRelay makes a relay over ob with its own producer, from the client
 // options opts (Config.Opts). It publishes nothing before Run.
-func NewRelay(ob Outbox, opts []kgo.Opt, cfg RelayConfig) (*Relay, error) {
+func NewRelay(ob settlement.Outbox, opts []kgo.Opt, cfg RelayConfig) (*Relay, error) {
 	cfg.defaults()
 	if cfg.LeaseTTL < time.Second {
 		return nil, errors.New("kafka: a lease TTL under a second leaves no time to publish")
@@ -256,7 +239,7 @@ func (r *Relay) round(ctx context.Context, parts []int, until time.Time, log *sl
 			total += n
 			full = full || read == r.cfg.Batch
 			switch {
-			case errors.Is(err, postgres.ErrLeaseLost):
+			case errors.Is(err, settlement.ErrLeaseLost):
 				r.leaseLost.Add(1)
 				lost = append(lost, p)
 				log.Warn("outbox lease lost before marking", "part", p)
@@ -296,7 +279,7 @@ func (r *Relay) publish(ctx context.Context, part int) (marked, read int, err er
 	// failure: a person's later event must not be marked while an earlier
 	// one still waits (Kafka fails a partition's later records with an
 	// earlier one, so this is belt and braces).
-	refs := make([]postgres.OutboxRef, 0, len(evs))
+	refs := make([]settlement.OutboxRef, 0, len(evs))
 	var stopped map[string]bool
 	var firstErr error
 	for i := range evs {
@@ -338,7 +321,7 @@ func cmpErr(have, err error) error {
 
 // EventRecord is the Kafka record of an outbox event: key psn_no, value the
 // payload, headers event_id, event_type and version.
-func EventRecord(topic string, e *postgres.OutboxEvent) *kgo.Record {
+func EventRecord(topic string, e *settlement.OutboxEvent) *kgo.Record {
 	return &kgo.Record{
 		Topic: topic,
 		Key:   []byte(e.Key),

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/medsettle/medsettle/adapters/kafka"
-	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -91,7 +90,7 @@ func TestRelayPublishesEveryEventOnceInOrder(t *testing.T) {
 // not made, the relay's context is cancelled, and from then on nothing the
 // dead relay does reaches the database (not even releasing its leases).
 type crashingOutbox struct {
-	kafka.Outbox
+	settlement.Outbox
 	marksLeft atomic.Int64
 	dead      atomic.Bool
 	kill      context.CancelFunc
@@ -99,7 +98,7 @@ type crashingOutbox struct {
 
 var errKilled = errors.New("killed between publish and mark")
 
-func (c *crashingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []postgres.OutboxRef) (int, error) {
+func (c *crashingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []settlement.OutboxRef) (int, error) {
 	if c.dead.Load() || c.marksLeft.Add(-1) < 0 {
 		c.dead.Store(true)
 		c.kill()
@@ -108,7 +107,7 @@ func (c *crashingOutbox) MarkOutboxPublished(ctx context.Context, owner string, 
 	return c.Outbox.MarkOutboxPublished(ctx, owner, part, refs)
 }
 
-func (c *crashingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([]postgres.OutboxEvent, error) {
+func (c *crashingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([]settlement.OutboxEvent, error) {
 	if c.dead.Load() {
 		return nil, errKilled
 	}
@@ -191,7 +190,7 @@ type interval struct {
 
 // recordingOutbox records when each relay publishes which partition.
 type recordingOutbox struct {
-	kafka.Outbox
+	settlement.Outbox
 	name string // the relay's owner name
 	mu   sync.Mutex
 	open map[int]*interval
@@ -199,7 +198,7 @@ type recordingOutbox struct {
 	amu  *sync.Mutex
 }
 
-func (r *recordingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([]postgres.OutboxEvent, error) {
+func (r *recordingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([]settlement.OutboxEvent, error) {
 	start := time.Now()
 	evs, err := r.Outbox.PendingOutbox(ctx, part, limit)
 	if len(evs) > 0 {
@@ -214,7 +213,7 @@ func (r *recordingOutbox) PendingOutbox(ctx context.Context, part, limit int) ([
 	return evs, err
 }
 
-func (r *recordingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []postgres.OutboxRef) (int, error) {
+func (r *recordingOutbox) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []settlement.OutboxRef) (int, error) {
 	n, err := r.Outbox.MarkOutboxPublished(ctx, owner, part, refs)
 	end := time.Now()
 	r.mu.Lock()

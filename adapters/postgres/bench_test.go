@@ -6,16 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -63,12 +58,33 @@ const benchPersons = 2000
 // Messages carry national-shape msgids (see msgids), so that their locality
 // in the messages primary key is the production one.
 func BenchmarkSettle(b *testing.B) {
-	ctx := context.Background()
 	// The engine's process collects garbage at GOGC=400, as medsettle serve
 	// and dev run (cmd/medsettle lessGC), unless GOGC says otherwise.
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
+	be := newSettleBench(b)
+	for _, conc := range []int{8, 32} {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { be.run(b, conc) })
+	}
+}
+
+// settleBench is BenchmarkSettle's platform, warmed up, with pgbench and
+// the server's CPU meter beside it.
+type settleBench struct {
+	st       *postgres.Store
+	cs       *countingStore
+	eng      *settlement.Engine
+	ids      *msgids
+	persons  []settlement.Person
+	byRegion map[string][]string
+	all      []string
+	pg       *pgbench
+	cpu      *serverCPU
+}
+
+func newSettleBench(b *testing.B) *settleBench {
+	ctx := context.Background()
 	dsn, pgbenchDSN := benchDatabases(b)
 	if q := os.Getenv("BENCH_SQL"); q != "" {
 		// An experiment on the schema (an index dropped, a storage
@@ -111,75 +127,90 @@ func BenchmarkSettle(b *testing.B) {
 
 	pg := newPgbench(b, pgbenchDSN, st)
 	cpu := newServerCPU(ctx, st)
+	return &settleBench{st: st, cs: cs, eng: eng, ids: ids, persons: persons, byRegion: byRegion, all: all, pg: pg, cpu: cpu}
+}
 
-	for _, conc := range []int{8, 32} {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			r := rand.New(rand.NewPCG(uint64(conc), uint64(b.N)))
-			who := make([]*settlement.Person, b.N)
-			for i := range who {
-				who[i] = &persons[r.IntN(len(persons))]
-			}
-			visits := prepareVisits(b, eng, ids, r, who, byRegion, all)
-			settled(b, st)
+// settleRounds are what the timed rounds of one concurrency measured.
+type settleRounds struct {
+	elapsed, clientUsed, serverUsed time.Duration
+	wal                             int64
+	pgb                             pgbenchResult
+	retries, calls                  int64 // serialization failures retried, settlement.Tx calls
+}
 
-			// Rounds of settling alternate with rounds of pgbench, so that
-			// both see the same machine: on a shared one, a slow minute
-			// slows both rather than one. (The b.N=1 pass that the testing
-			// package runs first measures nothing against pgbench.)
-			rounds := benchRounds
-			if b.N < rounds {
-				rounds = 1
-			}
-			var elapsed, clientUsed, serverUsed time.Duration
-			var wal int64
-			var pgb pgbenchResult
-			stats0, calls0 := st.Stats(), cs.calls.Load()
-			b.ResetTimer()
-			for round := range rounds {
-				part := visits[round*len(visits)/rounds : (round+1)*len(visits)/rounds]
-				wal0 := walBytes(ctx, st)
-				cpu.start()
-				client0 := clientCPU()
-				b.StartTimer()
-				began := time.Now()
-				err := settleAll(eng, ids, part, conc)
-				elapsed += time.Since(began)
-				b.StopTimer()
-				clientUsed += clientCPU() - client0
-				serverUsed += cpu.stop()
-				wal += walBytes(ctx, st) - wal0
-				if err != nil {
-					b.Fatalf("settle: %v", err)
-				}
-				if b.N > 1 {
-					pgb.add(pg.run(b, conc, cpu))
-				}
-			}
-			stats := st.Stats()
-			n := float64(b.N)
-			b.ReportMetric(n/elapsed.Seconds(), "settles/s")
-			b.ReportMetric(float64(stats.Retries-stats0.Retries), "retries")
-			b.ReportMetric(float64(cs.calls.Load()-calls0)/n, "tx-calls/op")
-			b.ReportMetric(float64(clientUsed.Microseconds())/n, "client-cpu-us/op")
-			if serverUsed > 0 {
-				b.ReportMetric(float64(serverUsed.Microseconds())/n, "server-cpu-us/op")
-			}
-			if wal > 0 {
-				b.ReportMetric(float64(wal)/n, "wal-bytes/op")
-			}
-			if pgb.txns == 0 {
-				return
-			}
-			tps := float64(pgb.txns) / pgb.elapsed.Seconds()
-			b.ReportMetric(tps, "pgbench-N-tps")
-			b.ReportMetric(n/elapsed.Seconds()/tps, "ratio-vs-pgbench")
-			if pgb.wal > 0 {
-				b.ReportMetric(float64(pgb.wal)/float64(pgb.txns), "pgbench-wal-bytes/txn")
-			}
-			if pgb.serverCPU > 0 {
-				b.ReportMetric(float64(pgb.serverCPU.Microseconds())/float64(pgb.txns), "pgbench-server-cpu-us/txn")
-			}
-		})
+// run is one concurrency's sub-benchmark.
+func (be *settleBench) run(b *testing.B, conc int) {
+	ctx := context.Background()
+	st, cs, cpu := be.st, be.cs, be.cpu
+	r := rand.New(rand.NewPCG(uint64(conc), uint64(b.N)))
+	who := make([]*settlement.Person, b.N)
+	for i := range who {
+		who[i] = &be.persons[r.IntN(len(be.persons))]
+	}
+	visits := prepareVisits(b, be.eng, be.ids, r, who, be.byRegion, be.all)
+	settled(b, st)
+
+	// Rounds of settling alternate with rounds of pgbench, so that
+	// both see the same machine: on a shared one, a slow minute
+	// slows both rather than one. (The b.N=1 pass that the testing
+	// package runs first measures nothing against pgbench.)
+	rounds := benchRounds
+	if b.N < rounds {
+		rounds = 1
+	}
+	var m settleRounds
+	stats0, calls0 := st.Stats(), cs.calls.Load()
+	b.ResetTimer()
+	for round := range rounds {
+		part := visits[round*len(visits)/rounds : (round+1)*len(visits)/rounds]
+		wal0 := walBytes(ctx, st)
+		cpu.start()
+		client0 := clientCPU()
+		b.StartTimer()
+		began := time.Now()
+		err := settleAll(be.eng, be.ids, part, conc)
+		m.elapsed += time.Since(began)
+		b.StopTimer()
+		m.clientUsed += clientCPU() - client0
+		m.serverUsed += cpu.stop()
+		m.wal += walBytes(ctx, st) - wal0
+		if err != nil {
+			b.Fatalf("settle: %v", err)
+		}
+		if b.N > 1 {
+			m.pgb.add(be.pg.run(b, conc, cpu))
+		}
+	}
+	m.retries = st.Stats().Retries - stats0.Retries
+	m.calls = cs.calls.Load() - calls0
+	m.report(b)
+}
+
+// report reports the rounds' metrics.
+func (m *settleRounds) report(b *testing.B) {
+	n := float64(b.N)
+	b.ReportMetric(n/m.elapsed.Seconds(), "settles/s")
+	b.ReportMetric(float64(m.retries), "retries")
+	b.ReportMetric(float64(m.calls)/n, "tx-calls/op")
+	b.ReportMetric(float64(m.clientUsed.Microseconds())/n, "client-cpu-us/op")
+	if m.serverUsed > 0 {
+		b.ReportMetric(float64(m.serverUsed.Microseconds())/n, "server-cpu-us/op")
+	}
+	if m.wal > 0 {
+		b.ReportMetric(float64(m.wal)/n, "wal-bytes/op")
+	}
+	pgb := m.pgb
+	if pgb.txns == 0 {
+		return
+	}
+	tps := float64(pgb.txns) / pgb.elapsed.Seconds()
+	b.ReportMetric(tps, "pgbench-N-tps")
+	b.ReportMetric(n/m.elapsed.Seconds()/tps, "ratio-vs-pgbench")
+	if pgb.wal > 0 {
+		b.ReportMetric(float64(pgb.wal)/float64(pgb.txns), "pgbench-wal-bytes/txn")
+	}
+	if pgb.serverCPU > 0 {
+		b.ReportMetric(float64(pgb.serverCPU.Microseconds())/float64(pgb.txns), "pgbench-server-cpu-us/txn")
 	}
 }
 
@@ -378,335 +409,4 @@ func certnoWithCheck(s17 string) string {
 		sum += int(s17[i]-'0') * weights[i]
 	}
 	return s17 + string("10X98765432"[sum%11])
-}
-
-// countingStore counts the settlement.Tx calls the engine makes (every
-// attempt's, retries included): each is one query or one pipelined batch.
-type countingStore struct {
-	*postgres.Store
-	calls atomic.Int64
-}
-
-func (c *countingStore) Update(ctx context.Context, fn func(ctx context.Context, tx settlement.Tx) error) error {
-	return c.Store.Update(ctx, func(ctx context.Context, tx settlement.Tx) error {
-		return fn(ctx, &countingTx{Tx: tx, n: &c.calls})
-	})
-}
-
-func (c *countingStore) View(ctx context.Context, fn func(ctx context.Context, tx settlement.Tx) error) error {
-	return c.Store.View(ctx, func(ctx context.Context, tx settlement.Tx) error {
-		return fn(ctx, &countingTx{Tx: tx, n: &c.calls})
-	})
-}
-
-type countingTx struct {
-	settlement.Tx
-	n *atomic.Int64
-}
-
-func (c *countingTx) Prefetch(k settlement.Prefetch) {
-	if p, ok := c.Tx.(settlement.Prefetcher); ok {
-		p.Prefetch(k)
-	}
-}
-func (c *countingTx) Message(ctx context.Context, id string) (*settlement.Message, error) {
-	c.n.Add(1)
-	return c.Tx.Message(ctx, id)
-}
-func (c *countingTx) PutMessage(ctx context.Context, m *settlement.Message) error {
-	c.n.Add(1)
-	return c.Tx.PutMessage(ctx, m)
-}
-func (c *countingTx) Person(ctx context.Context, id string) (*settlement.Person, error) {
-	c.n.Add(1)
-	return c.Tx.Person(ctx, id)
-}
-func (c *countingTx) PersonByCert(ctx context.Context, t, no string) (*settlement.Person, error) {
-	c.n.Add(1)
-	return c.Tx.PersonByCert(ctx, t, no)
-}
-func (c *countingTx) Counters(ctx context.Context, psn string, year int) (settlement.YearCounters, error) {
-	c.n.Add(1)
-	return c.Tx.Counters(ctx, psn, year)
-}
-func (c *countingTx) PutCounters(ctx context.Context, yc settlement.YearCounters) error {
-	c.n.Add(1)
-	return c.Tx.PutCounters(ctx, yc)
-}
-func (c *countingTx) Visit(ctx context.Context, id string) (*settlement.Visit, error) {
-	c.n.Add(1)
-	return c.Tx.Visit(ctx, id)
-}
-func (c *countingTx) PutVisit(ctx context.Context, v *settlement.Visit) error {
-	c.n.Add(1)
-	return c.Tx.PutVisit(ctx, v)
-}
-func (c *countingTx) Lines(ctx context.Context, id string) ([]settlement.FeeLine, error) {
-	c.n.Add(1)
-	return c.Tx.Lines(ctx, id)
-}
-func (c *countingTx) PutLines(ctx context.Context, l []settlement.FeeLine) error {
-	c.n.Add(1)
-	return c.Tx.PutLines(ctx, l)
-}
-func (c *countingTx) WithdrawBatch(ctx context.Context, id, bch string) (int, error) {
-	c.n.Add(1)
-	return c.Tx.WithdrawBatch(ctx, id, bch)
-}
-func (c *countingTx) Settlement(ctx context.Context, id string) (*settlement.Settlement, error) {
-	c.n.Add(1)
-	return c.Tx.Settlement(ctx, id)
-}
-func (c *countingTx) PutSettlement(ctx context.Context, s *settlement.Settlement) error {
-	c.n.Add(1)
-	return c.Tx.PutSettlement(ctx, s)
-}
-func (c *countingTx) SetSettlementStatus(ctx context.Context, id string, s settlement.SettlementStatus) error {
-	c.n.Add(1)
-	return c.Tx.SetSettlementStatus(ctx, id, s)
-}
-func (c *countingTx) SettlementsOf(ctx context.Context, q settlement.PeriodQuery) ([]settlement.Settlement, error) {
-	c.n.Add(1)
-	return c.Tx.SettlementsOf(ctx, q)
-}
-func (c *countingTx) ChainHead(ctx context.Context, chain string) (settlement.ChainHead, error) {
-	c.n.Add(1)
-	return c.Tx.ChainHead(ctx, chain)
-}
-func (c *countingTx) AppendLedger(ctx context.Context, t *settlement.LedgerTxn, ev *settlement.Event) error {
-	c.n.Add(1)
-	return c.Tx.AppendLedger(ctx, t, ev)
-}
-
-// walBytes is the cluster's WAL written so far (pg_stat_wal, PostgreSQL 14
-// and later; 0 where there is none, as on CockroachDB). The WAL a settlement
-// writes is a cost it carries wherever the database runs, and one that
-// timing noise does not blur.
-func walBytes(ctx context.Context, st *postgres.Store) int64 {
-	var n int64
-	if st.Pool().QueryRow(ctx, `SELECT wal_bytes::INT8 FROM pg_stat_wal`).Scan(&n) != nil {
-		return 0
-	}
-	return n
-}
-
-// clientCPU is the CPU time this process has used.
-func clientCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// serverCPU samples the CPU time of the cluster's processes (children of the
-// postmaster, read from /proc) while a measurement runs. Sampling every
-// 100ms keeps the time of backends that exit before the end (pgbench's),
-// minus their last interval. It measures nothing when the server is not a
-// local process (DATABASE_URL elsewhere).
-type serverCPU struct {
-	postmaster int
-	mu         sync.Mutex
-	base, last map[int]int64 // ticks by pid
-	stopc      chan struct{}
-	done       chan struct{}
-}
-
-func newServerCPU(ctx context.Context, st *postgres.Store) *serverCPU {
-	s := &serverCPU{}
-	var pid int
-	if st.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid) != nil {
-		return s
-	}
-	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
-		return s
-	}
-	if ppid, _, ok := procStat(pid); ok {
-		s.postmaster = ppid
-	}
-	return s
-}
-
-// procStat returns a process's parent and its user+system CPU ticks.
-func procStat(pid int) (ppid int, ticks int64, ok bool) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	// The command may contain spaces: fields start after the last ')'.
-	i := bytes.LastIndexByte(raw, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, 0, false
-	}
-	ppid, _ = strconv.Atoi(f[1])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	stt, _ := strconv.ParseInt(f[12], 10, 64)
-	return ppid, ut + stt, true
-}
-
-func (s *serverCPU) sample() map[int]int64 {
-	out := map[int]int64{}
-	if s.postmaster == 0 {
-		return out
-	}
-	if _, t, ok := procStat(s.postmaster); ok {
-		out[s.postmaster] = t
-	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, t, ok := procStat(pid); ok && ppid == s.postmaster {
-			out[pid] = t
-		}
-	}
-	return out
-}
-
-func (s *serverCPU) start() {
-	if s.postmaster == 0 {
-		return
-	}
-	s.base = s.sample()
-	s.last = map[int]int64{}
-	s.stopc, s.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			m := s.sample()
-			s.mu.Lock()
-			for pid, t := range m {
-				s.last[pid] = t
-			}
-			s.mu.Unlock()
-			select {
-			case <-s.stopc:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-}
-
-// stop returns the CPU time the server used since start (0 when unknown).
-func (s *serverCPU) stop() time.Duration {
-	if s.postmaster == 0 {
-		return 0
-	}
-	close(s.stopc)
-	<-s.done
-	for pid, t := range s.sample() {
-		s.last[pid] = t
-	}
-	var ticks int64
-	for pid, t := range s.last {
-		ticks += t - s.base[pid] // a pid new since start has base 0
-	}
-	return time.Duration(ticks) * (time.Second / 100) // USER_HZ is 100 on Linux
-}
-
-// pgbench runs pgbench -N on a database of its own in the same cluster.
-type pgbench struct {
-	st  *postgres.Store // a connection to the same cluster, for its WAL position
-	bin string
-	env []string
-}
-
-// pgbenchResult is what one or more pgbench runs did.
-type pgbenchResult struct {
-	txns      int64
-	elapsed   time.Duration
-	serverCPU time.Duration
-	wal       int64
-}
-
-func (r *pgbenchResult) add(o pgbenchResult) {
-	r.txns += o.txns
-	r.elapsed += o.elapsed
-	r.serverCPU += o.serverCPU
-	r.wal += o.wal
-}
-
-func newPgbench(b *testing.B, dsn string, st *postgres.Store) *pgbench {
-	b.Helper()
-	env, err := pgtest.PGEnv(dsn)
-	require.NoError(b, err)
-	dir, err := pgtest.BinDir()
-	require.NoError(b, err)
-	bin := filepath.Join(dir, "pgbench")
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("pgbench"); err != nil {
-			b.Fatalf("pgbench not found in %s nor on PATH", dir)
-		}
-	}
-	// pgbench is a client: unlike initdb and postgres it runs as root, and
-	// reaches the cluster over TCP as PGUSER (trust authentication).
-	p := &pgbench{bin: bin, env: env, st: st}
-	out := p.cmd(b, "-i", "-s", "10", "-q")
-	b.Logf("pgbench -i -s 10: %s", lastLine(out))
-	return p
-}
-
-func (p *pgbench) cmd(b *testing.B, args ...string) string {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, p.bin, args...)
-	// Inherited PG* variables must not redirect pgbench to another server.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, p.env...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(b, err, "pgbench %s:\n%s", strings.Join(args, " "), out)
-	return string(out)
-}
-
-var tpsRE = regexp.MustCompile(`(?m)^tps = ([0-9.]+)`)
-
-// pgbenchSeconds is the length of one pgbench round.
-const pgbenchSeconds = 2
-
-// run runs one round of pgbench -N with clients clients.
-func (p *pgbench) run(b *testing.B, clients int, cpu *serverCPU) pgbenchResult {
-	b.Helper()
-	wal0 := walBytes(context.Background(), p.st)
-	cpu.start()
-	out := p.cmd(b, "-N", "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(pgbenchSeconds), "-n")
-	used := cpu.stop()
-	wal := walBytes(context.Background(), p.st) - wal0
-	m := tpsRE.FindStringSubmatch(out)
-	require.NotNil(b, m, "no tps in pgbench output:\n%s", out)
-	tps, err := strconv.ParseFloat(m[1], 64)
-	require.NoError(b, err)
-	mt := txnsRE.FindStringSubmatch(out)
-	require.NotNil(b, mt, "no transaction count in pgbench output:\n%s", out)
-	txns, err := strconv.ParseInt(mt[1], 10, 64)
-	require.NoError(b, err)
-	b.Logf("pgbench -N -c %d -j 2 -T %d: tps = %.1f", clients, pgbenchSeconds, tps)
-	// tps is over the time the clients ran, without connecting: elapsed
-	// is what that time was, so that rounds add up.
-	return pgbenchResult{txns: txns, elapsed: time.Duration(float64(txns) / tps * float64(time.Second)),
-		serverCPU: used, wal: wal}
-}
-
-var txnsRE = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
 }

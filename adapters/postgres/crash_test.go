@@ -344,6 +344,46 @@ func TestCrashSafety(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
+	log := crashLoad(ctx, t, dsn, seed)
+
+	// The restart: a fresh store and engine on the same database.
+	st, err := postgres.Open(ctx, dsn, quietLog())
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	rs, err := rules.Load(medsettle.Rules())
+	require.NoError(t, err)
+	e := &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: newTickClock().Now}, store: st, rules: rs, dsn: dsn}
+
+	// The killed process's connections go away, and with them its open transactions.
+	require.Eventually(t, func() bool {
+		var n int
+		err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, crashAppName).Scan(&n)
+		return err == nil && n == 0
+	}, 30*time.Second, 20*time.Millisecond, "the killed child's backends are still there")
+
+	// Nothing acknowledged is lost.
+	checkAcknowledged(t, e, log)
+	rep := e.audit(t)
+	require.True(t, rep.OK(), "audit after the crash: %v", rep.Problems)
+	t.Logf("after the crash: %s", rep)
+	checkConsistent(t, e)
+	crashRows := e.rowCounts(t)
+	t.Logf("rows after the crash: %v", crashRows)
+
+	replayAcknowledged(ctx, t, e, log, crashRows)
+	redeliverInFlight(ctx, t, e, log)
+	settleAfterRestart(ctx, t, e, log, seed)
+
+	rep = e.audit(t)
+	require.True(t, rep.OK(), "audit after the restart: %v", rep.Problems)
+	checkConsistent(t, e)
+	t.Logf("after the restart: %s (retries %d); whole test %s", rep, st.Stats().Retries, time.Since(began).Round(time.Millisecond))
+}
+
+// crashLoad starts the child on dsn under the load of seed, kills it with
+// SIGKILL once it has acknowledged crashAcks settlements, and returns what
+// it reported.
+func crashLoad(ctx context.Context, t *testing.T, dsn string, seed uint64) *childLog {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCrashSafetyChild$", "-test.count=1",
 		"-test.timeout="+(crashChildLife+time.Minute).String())
 	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashSeedEnv+"="+strconv.FormatUint(seed, 10),
@@ -422,32 +462,12 @@ func TestCrashSafety(t *testing.T) {
 	t.Logf("killed after %s: %d settlements and %d cancels acknowledged (%.0f settles/s), %d settles and %d cancels in flight",
 		loadTime.Round(time.Millisecond), log.acks, log.cacks, float64(log.acks)/loadTime.Seconds(), inflight, inflightCancels)
 	log.mu.Unlock()
+	return log
+}
 
-	// The restart: a fresh store and engine on the same database.
-	st, err := postgres.Open(ctx, dsn, quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	e := &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: newTickClock().Now}, store: st, rules: rs, dsn: dsn}
-
-	// The killed process's connections go away, and with them its open transactions.
-	require.Eventually(t, func() bool {
-		var n int
-		err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, crashAppName).Scan(&n)
-		return err == nil && n == 0
-	}, 30*time.Second, 20*time.Millisecond, "the killed child's backends are still there")
-
-	// Nothing acknowledged is lost.
-	checkAcknowledged(t, e, log)
-	rep := e.audit(t)
-	require.True(t, rep.OK(), "audit after the crash: %v", rep.Problems)
-	t.Logf("after the crash: %s", rep)
-	checkConsistent(t, e)
-	crashRows := e.rowCounts(t)
-	t.Logf("rows after the crash: %v", crashRows)
-
-	// Every acknowledged message sent again replays its answer and writes nothing.
+// replayAcknowledged: every acknowledged message sent again replays its
+// answer and writes nothing.
+func replayAcknowledged(ctx context.Context, t *testing.T, e *env, log *childLog, crashRows map[string]int) {
 	for _, s := range log.settles {
 		if !s.acked {
 			continue
@@ -465,9 +485,13 @@ func TestCrashSafety(t *testing.T) {
 		require.Equal(t, c.setlID, a.SetlID)
 	}
 	require.Equal(t, crashRows, e.rowCounts(t), "replays wrote nothing")
+}
 
-	// The counter never got an answer for the messages in flight and sends
-	// them again: each has exactly one effect, whether or not it had committed.
+// redeliverInFlight: the counter never got an answer for the messages in
+// flight and sends them again: each has exactly one effect, whether or not
+// it had committed.
+func redeliverInFlight(ctx context.Context, t *testing.T, e *env, log *childLog) {
+	st := e.store
 	redelivered, hadCommitted := 0, 0
 	for _, s := range log.settles {
 		if s.acked {
@@ -499,9 +523,13 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	t.Logf("redelivered %d in-flight messages: %d had committed before the kill, unacknowledged", redelivered, hadCommitted)
+}
 
-	// The restarted engine settles more claims: visits the crash left open,
-	// new visits, and cancels of settlements made before the crash.
+// settleAfterRestart: the restarted engine settles more claims: visits the
+// crash left open, new visits, and cancels of settlements made before the
+// crash.
+func settleAfterRestart(ctx context.Context, t *testing.T, e *env, log *childLog, seed uint64) {
+	st, rs := e.store, e.rules
 	rows, err := st.Pool().Query(ctx, `SELECT v.mdtrt_id, v.psn_no, v.fixmedins_code FROM visits v
 		WHERE v.status = 'open' AND EXISTS (SELECT 1 FROM fee_lines l WHERE l.mdtrt_id = v.mdtrt_id)
 		ORDER BY v.mdtrt_id LIMIT 5`)
@@ -546,11 +574,6 @@ func TestCrashSafety(t *testing.T) {
 		cancelled++
 	}
 	require.Equal(t, 3, cancelled)
-
-	rep = e.audit(t)
-	require.True(t, rep.OK(), "audit after the restart: %v", rep.Problems)
-	checkConsistent(t, e)
-	t.Logf("after the restart: %s (retries %d); whole test %s", rep, st.Stats().Retries, time.Since(began).Round(time.Millisecond))
 }
 
 // checkAcknowledged: every acknowledged settlement and cancel is in the

@@ -26,30 +26,28 @@ func TestMain(m *testing.M) { pgfixture.Main(m) }
 func quietLog() *slog.Logger { return pgfixture.Quiet() }
 
 // clock is a settable time source so that settlements fall on chosen days.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = pgfixture.Clock
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-var cst = time.FixedZone("CST", 8*3600)
+var cst = postgres.CST
 
 // day is 10:00 at the counter on date (yyyy-mm-dd).
 func day(t testing.TB, date string) time.Time {
 	d, err := time.ParseInLocation("2006-01-02 15:04", date+" 10:00", cst)
 	require.NoError(t, err)
 	return d
+}
+
+// midnight is the start of a day at the counter (yyyy-mm-dd).
+func midnight(t testing.TB, date string) time.Time {
+	d, err := time.ParseInLocation("2006-01-02", date, cst)
+	require.NoError(t, err)
+	return d
+}
+
+// periodBounds is a month's [start, end) at the counter.
+func periodBounds(p settlement.Period) (time.Time, time.Time) {
+	end := p.End()
+	return end.AddDate(0, -1, 0), end
 }
 
 type env struct {
@@ -69,7 +67,7 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(st.Close)
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
-	c := &clock{t: day(t, "2026-03-15")}
+	c := pgfixture.NewClock(day(t, "2026-03-15"))
 	return &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, store: st, clock: c, rules: rs, dsn: dsn}
 }
 

@@ -33,35 +33,11 @@ import (
 // batches, never while publishing them) and one below claims free or
 // expired ones.
 
-// OutboxParts is how many partitions the outbox is split into (part
-// is 0..OutboxParts-1, see OutboxPart): the unit a relay leases.
-const OutboxParts = outboxParts
+var _ settlement.Outbox = (*Store)(nil)
 
-// OutboxRef names an outbox row by the ledger transaction that wrote it.
-type OutboxRef struct {
-	Chain string
-	Seq   int64
-}
-
-// Ref is the event's row, for MarkOutboxPublished.
-func (e *OutboxEvent) Ref() OutboxRef { return OutboxRef{Chain: e.Chain, Seq: e.Seq} }
-
-// OutboxEvent is one row of the outbox.
-type OutboxEvent struct {
-	Chain   string // the ledger chain, "psn:<psn_no>"
-	Seq     int64  // position in Chain: a person's events in commit order
-	Part    int
-	ID      string // event_id, stable across re-publication
-	Type    string
-	Key     string // psn_no
-	Payload []byte // JSON of settlement.SettlementEvent
-	Created time.Time
-}
-
-// ErrLeaseLost says a relay no longer holds the partition it tried to mark:
-// its lease expired and may have been taken over. Nothing was marked (no
-// row deleted).
-var ErrLeaseLost = errors.New("postgres: outbox lease lost")
+// outboxParts is how many partitions the outbox is split into (part is
+// 0..outboxParts-1, see settlement.OutboxPart): the unit a relay leases.
+const outboxParts = settlement.OutboxParts
 
 // OutboxLease is a row of outbox_leases, for monitoring and tests.
 type OutboxLease struct {
@@ -203,8 +179,8 @@ func (s *Store) LeaseOutbox(ctx context.Context, owner string, ttl time.Duration
 // holds the other), and a SERIALIZABLE read would make settlements that
 // insert into the same index pages abort more often. BEGIN, the read and
 // COMMIT travel together: one round trip.
-func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]OutboxEvent, error) {
-	var out []OutboxEvent
+func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]settlement.OutboxEvent, error) {
+	var out []settlement.OutboxEvent
 	err := s.retry(ctx, true, func(ctx context.Context) error {
 		return s.pipelined(ctx, "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY", func(ctx context.Context, stx settlement.Tx) error {
 			out = out[:0]
@@ -215,7 +191,7 @@ func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]OutboxEve
 				}
 				defer rows.Close()
 				for rows.Next() {
-					var e OutboxEvent
+					var e settlement.OutboxEvent
 					var payload string
 					if err := rows.Scan(&e.Chain, &e.Seq, &e.Part, &e.ID, &e.Type, &e.Key, &payload, &e.Created); err != nil {
 						return err
@@ -242,7 +218,7 @@ func (s *Store) PendingOutbox(ctx context.Context, part, limit int) ([]OutboxEve
 // the lease or nothing is deleted and ErrLeaseLost is returned. It returns
 // how many rows it deleted (a key no longer there, published by another
 // relay, counts nothing).
-func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []OutboxRef) (int, error) {
+func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int, refs []settlement.OutboxRef) (int, error) {
 	if len(refs) == 0 {
 		return 0, nil
 	}
@@ -265,7 +241,7 @@ func (s *Store) MarkOutboxPublished(ctx context.Context, owner string, part int,
 			return err
 		}
 		if !held {
-			return ErrLeaseLost
+			return settlement.ErrLeaseLost
 		}
 		// Each key a primary-key lookup: the part with a (chain, seq) pair
 		// of the two arrays, unnested side by side.

@@ -96,9 +96,14 @@ func TestPipelinedTransactionsWriteAllOrNothing(t *testing.T) {
 	// A transaction that sends nothing has nothing to commit.
 	require.NoError(t, st.Update(ctx, func(context.Context, settlement.Tx) error { return nil }))
 
-	// One-row updates queued one after another travel as one statement
-	// (the counters found by this transaction, then a chain head): they
-	// are written together, or, when one of them finds no row, neither is.
+	checkGroupedUpdates(ctx, t, st, psn, stored)
+}
+
+// checkGroupedUpdates: one-row updates queued one after another travel as
+// one statement (the counters found by this transaction, then a chain
+// head): they are written together, or, when one of them finds no row,
+// neither is.
+func checkGroupedUpdates(ctx context.Context, t *testing.T, st *postgres.Store, psn string, stored func() (settlement.YearCounters, bool)) {
 	appendTo := func(chain string, seq int64) func(ctx context.Context, tx settlement.Tx) error {
 		return func(ctx context.Context, tx settlement.Tx) error {
 			yc, err := tx.Counters(ctx, psn, 2026)
@@ -114,9 +119,9 @@ func TestPipelinedTransactionsWriteAllOrNothing(t *testing.T) {
 	}
 	require.NoError(t, st.Update(ctx, appendTo("psn:"+psn, 1))) // starts the chain: an insert, apart
 	require.NoError(t, st.Update(ctx, appendTo("psn:"+psn, 2))) // both updates, together
-	err = st.Update(ctx, appendTo("psn:nobody", 5))
+	err := st.Update(ctx, appendTo("psn:nobody", 5))
 	require.ErrorContains(t, err, "storing counters of "+psn+" for 2026; advancing chain psn:nobody past seq 4: one of them found no such row")
-	yc, _ = stored()
+	yc, _ := stored()
 	require.Equal(t, rules.Money(300), yc.Counters.AcctBalc, "the counters' update went with the failed chain's")
 	require.NoError(t, st.View(ctx, func(ctx context.Context, tx settlement.Tx) error {
 		head, err := tx.ChainHead(ctx, "psn:"+psn)

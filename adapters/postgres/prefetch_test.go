@@ -93,28 +93,35 @@ func TestPrefetchedReadsSeeTheTransactionsOwnWrites(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want.counters, yc2)
 
-		// Read ahead again, then written: the getters see the writes.
-		p.Prefetch(settlement.Prefetch{Visit: fresh, Person: hohhotEmployee, Year: year, Chain: chain})
-		fv.MedType = "14"
-		require.NoError(t, tx.PutVisit(ctx, fv))
-		for range 2 { // the read ahead, sent after the write was queued, ran before it
-			got, err := tx.Visit(ctx, fresh)
-			require.NoError(t, err)
-			require.Equal(t, "14", got.MedType)
-		}
-		require.NoError(t, tx.PutLines(ctx, []settlement.FeeLine{{MdtrtID: fresh, SN: "9", ChrgBchno: "B9",
-			Code: "001101000010000", HospCode: "H", Cnt: "1", Pric: "5", Amount: 500, FeeTime: e.clock.Now(),
-			Priced: rules.LineResult{SN: "9", Amount: 500, Level: "A", ListType: "201", Inscp: 500}}}))
-		gotLines, err := tx.Lines(ctx, fresh)
-		require.NoError(t, err)
-		require.Len(t, gotLines, 1)
-		yc.Counters.BurdenYTD += 100
-		require.NoError(t, tx.PutCounters(ctx, yc))
-		gotCounters, err := tx.Counters(ctx, hohhotEmployee, year)
-		require.NoError(t, err)
-		require.Equal(t, yc.Counters, gotCounters.Counters)
+		writesAfterReadAhead(ctx, t, e, tx, fresh, fv, yc, year, chain)
 		return nil
 	}))
+}
+
+// writesAfterReadAhead: read ahead again, then written, the getters of tx
+// see the writes to the visit fresh (fv), its lines and the counters yc.
+func writesAfterReadAhead(ctx context.Context, t *testing.T, e *env, tx settlement.Tx, fresh string, fv *settlement.Visit,
+	yc settlement.YearCounters, year int, chain string) {
+	p := tx.(settlement.Prefetcher)
+	p.Prefetch(settlement.Prefetch{Visit: fresh, Person: hohhotEmployee, Year: year, Chain: chain})
+	fv.MedType = "14"
+	require.NoError(t, tx.PutVisit(ctx, fv))
+	for range 2 { // the read ahead, sent after the write was queued, ran before it
+		got, err := tx.Visit(ctx, fresh)
+		require.NoError(t, err)
+		require.Equal(t, "14", got.MedType)
+	}
+	require.NoError(t, tx.PutLines(ctx, []settlement.FeeLine{{MdtrtID: fresh, SN: "9", ChrgBchno: "B9",
+		Code: "001101000010000", HospCode: "H", Cnt: "1", Pric: "5", Amount: 500, FeeTime: e.clock.Now(),
+		Priced: rules.LineResult{SN: "9", Amount: 500, Level: "A", ListType: "201", Inscp: 500}}}))
+	gotLines, err := tx.Lines(ctx, fresh)
+	require.NoError(t, err)
+	require.Len(t, gotLines, 1)
+	yc.Counters.BurdenYTD += 100
+	require.NoError(t, tx.PutCounters(ctx, yc))
+	gotCounters, err := tx.Counters(ctx, hohhotEmployee, year)
+	require.NoError(t, err)
+	require.Equal(t, yc.Counters, gotCounters.Counters)
 }
 
 // A visit's lines come in the order they were charged, then by feedetl_sn,

@@ -1,6 +1,6 @@
 package postgres
 
-// The bureau console's read side (console.Reader). Every query is a range
+// The bureau console's read side (settlement.BureauReads). Every query is a range
 // scan of an index led by the region (settlements_by_region, and
 // settlements_by_treatment_region of migration 0006) or by the institution,
 // bounded by time and, for lists, by a keyset cursor and a LIMIT: a page
@@ -8,7 +8,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,14 +16,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/medsettle/medsettle/adapters/console"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
-var _ console.Reader = (*Store)(nil)
+var _ settlement.BureauReads = (*Store)(nil)
 
-// sumCols are the aggregates of a console.Sums, decimals as text.
+// sumCols are the aggregates of a settlement.Sums, decimals as text.
 const sumCols = `sum(CASE WHEN reverses = '' THEN 1 ELSE -1 END),
 	COALESCE(sum(medfee_sumamt), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(fund_pay_sumamt), 0)::DECIMAL(18,2)::TEXT,
 	COALESCE(sum(hifp_pay), 0)::DECIMAL(18,2)::TEXT, COALESCE(sum(hifmi_pay), 0)::DECIMAL(18,2)::TEXT,
@@ -33,11 +31,11 @@ const sumCols = `sum(CASE WHEN reverses = '' THEN 1 ELSE -1 END),
 
 // scanTotalsRows reads (day, institution, med_type, insured region,
 // treatment region, count, 8 sums) rows, and closes them.
-func scanTotalsRows(rows pgx.Rows, what string) ([]console.TotalsRow, error) {
+func scanTotalsRows(rows pgx.Rows, what string) ([]settlement.BureauTotalsRow, error) {
 	defer rows.Close()
-	var out []console.TotalsRow
+	var out []settlement.BureauTotalsRow
 	for rows.Next() {
-		var r console.TotalsRow
+		var r settlement.BureauTotalsRow
 		var n int64
 		var m [8]string
 		if err := rows.Scan(&r.Day, &r.Institution, &r.MedType, &r.InsuredRegion, &r.TreatmentRegion, &n,
@@ -52,21 +50,21 @@ func scanTotalsRows(rows pgx.Rows, what string) ([]console.TotalsRow, error) {
 	return out, rows.Err()
 }
 
-func scanSums(dst *console.Sums, count *int64, m []string) error {
+func scanSums(dst *settlement.Sums, count *int64, m []string) error {
 	dst.Count = *count
 	return scanMoney([]*rules.Money{&dst.Medfee, &dst.Fund, &dst.Hifp, &dst.Hifmi, &dst.Hifob, &dst.Maf, &dst.Acct, &dst.Cash}, m)
 }
 
-// ConsoleTotals implements console.Reader. Whole days that ended before
+// ConsoleTotals implements settlement.BureauReads. Whole days that ended before
 // closedBefore come from console_day_totals (summed there from settlements
 // on first use); the rest of the range is summed from settlements directly.
 // Either way a sum reads an index range of the region.
-func (s *Store) ConsoleTotals(ctx context.Context, region string, from, to, closedBefore time.Time) (*console.Totals, error) {
-	out := &console.Totals{}
+func (s *Store) ConsoleTotals(ctx context.Context, region string, from, to, closedBefore time.Time) (*settlement.BureauTotals, error) {
+	out := &settlement.BureauTotals{}
 	for _, sc := range []struct {
 		scope string
 		col   string
-		dst   *[]console.TotalsRow
+		dst   *[]settlement.BureauTotalsRow
 	}{{"insured", "insuplc_admdvs", &out.Insured}, {"treated", "mdtrtarea_admvs", &out.Treated}} {
 		rows, err := s.totals(ctx, sc.scope, sc.col, region, from, to, closedBefore)
 		if err != nil {
@@ -91,9 +89,9 @@ func dayStart(t time.Time, ceil bool) time.Time {
 
 type totalsKey struct{ inst, medType, insured, treated string }
 
-func (s *Store) totals(ctx context.Context, scope, col, region string, from, to, closedBefore time.Time) ([]console.TotalsRow, error) {
-	by := map[totalsKey]*console.TotalsRow{}
-	add := func(rows []console.TotalsRow) {
+func (s *Store) totals(ctx context.Context, scope, col, region string, from, to, closedBefore time.Time) ([]settlement.BureauTotalsRow, error) {
+	by := map[totalsKey]*settlement.BureauTotalsRow{}
+	add := func(rows []settlement.BureauTotalsRow) {
 		for _, r := range rows {
 			k := totalsKey{r.Institution, r.MedType, r.InsuredRegion, r.TreatmentRegion}
 			if cur := by[k]; cur != nil {
@@ -131,11 +129,11 @@ func (s *Store) totals(ctx context.Context, scope, col, region string, from, to,
 		}
 		add(rows)
 	}
-	out := make([]console.TotalsRow, 0, len(by))
+	out := make([]settlement.BureauTotalsRow, 0, len(by))
 	for _, r := range by {
 		out = append(out, *r)
 	}
-	slices.SortFunc(out, func(a, b console.TotalsRow) int {
+	slices.SortFunc(out, func(a, b settlement.BureauTotalsRow) int {
 		return strings.Compare(a.Institution+"|"+a.MedType+"|"+a.InsuredRegion+"|"+a.TreatmentRegion,
 			b.Institution+"|"+b.MedType+"|"+b.InsuredRegion+"|"+b.TreatmentRegion)
 	})
@@ -144,7 +142,7 @@ func (s *Store) totals(ctx context.Context, scope, col, region string, from, to,
 
 // liveTotals sums settlements of the region in [from, to) by institution,
 // med_type and regions (and, with byDay, by CST day, into TotalsRow.Day).
-func (s *Store) liveTotals(ctx context.Context, col, region string, from, to time.Time, byDay bool) ([]console.TotalsRow, error) {
+func (s *Store) liveTotals(ctx context.Context, col, region string, from, to time.Time, byDay bool) ([]settlement.BureauTotalsRow, error) {
 	day, group := `''`, ``
 	if byDay {
 		// The CST calendar day of setl_time, in SQL both databases share.
@@ -161,7 +159,7 @@ func (s *Store) liveTotals(ctx context.Context, col, region string, from, to tim
 
 // dayTotals reads the day totals of [from, to) (whole CST days), summing
 // and storing first the days not summed yet.
-func (s *Store) dayTotals(ctx context.Context, scope, col, region string, from, to time.Time) ([]console.TotalsRow, error) {
+func (s *Store) dayTotals(ctx context.Context, scope, col, region string, from, to time.Time) ([]settlement.BureauTotalsRow, error) {
 	const dayFmt = "2006-01-02"
 	rows, err := s.pool.Query(ctx, `SELECT day::TEXT FROM console_days WHERE scope = $1 AND region = $2
 		AND day >= $3::TEXT::DATE AND day < $4::TEXT::DATE`, scope, region, from.Format(dayFmt), to.Format(dayFmt))
@@ -246,8 +244,8 @@ func (s *Store) sumDays(ctx context.Context, scope, col, region string, from, to
 const listCols = `setl_id, setl_time, psn_no, fixmedins_code, insuplc_admdvs, mdtrtarea_admvs, med_type, role, status,
 	reverses, medfee_sumamt::TEXT, fund_pay_sumamt::TEXT, acct_pay::TEXT, psn_cash_pay::TEXT`
 
-func scanListRow(row pgx.Row) (console.ListRow, error) {
-	var r console.ListRow
+func scanListRow(row pgx.Row) (settlement.BureauListRow, error) {
+	var r settlement.BureauListRow
 	var role, status string
 	var m [4]string
 	if err := row.Scan(&r.SetlID, &r.SetlTime, &r.PsnNo, &r.Institution, &r.InsuredRegion, &r.TreatmentRegion,
@@ -258,27 +256,27 @@ func scanListRow(row pgx.Row) (console.ListRow, error) {
 	return r, scanMoney([]*rules.Money{&r.Medfee, &r.Fund, &r.Acct, &r.Cash}, m[:])
 }
 
-// ConsoleSettlements implements console.Reader. With no institution filter
+// ConsoleSettlements implements settlement.BureauReads. With no institution filter
 // and both scopes, the two index scans (insured region, treatment region)
 // each return at most a page and are merged here.
-func (s *Store) ConsoleSettlements(ctx context.Context, q console.ListQuery) ([]console.ListRow, error) {
+func (s *Store) ConsoleSettlements(ctx context.Context, q settlement.BureauListQuery) ([]settlement.BureauListRow, error) {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
 	if q.Institution != "" {
 		scope := `(insuplc_admdvs = $2 OR mdtrtarea_admvs = $2)`
 		switch q.Scope {
-		case console.ScopeInsured:
+		case settlement.BureauScopeInsured:
 			scope = `insuplc_admdvs = $2`
-		case console.ScopeTreated:
+		case settlement.BureauScopeTreated:
 			scope = `mdtrtarea_admvs = $2`
 		}
 		return s.listPage(ctx, q, `fixmedins_code = $1 AND `+scope, q.Institution, q.Region)
 	}
 	switch q.Scope {
-	case console.ScopeInsured:
+	case settlement.BureauScopeInsured:
 		return s.listPage(ctx, q, `insuplc_admdvs = $1`, q.Region)
-	case console.ScopeTreated:
+	case settlement.BureauScopeTreated:
 		return s.listPage(ctx, q, `mdtrtarea_admvs = $1`, q.Region)
 	}
 	a, err := s.listPage(ctx, q, `insuplc_admdvs = $1`, q.Region)
@@ -291,7 +289,7 @@ func (s *Store) ConsoleSettlements(ctx context.Context, q console.ListQuery) ([]
 		return nil, err
 	}
 	all := append(a, b...)
-	slices.SortFunc(all, func(x, y console.ListRow) int { return -compareCursor(x.Cursor(), y.Cursor()) })
+	slices.SortFunc(all, func(x, y settlement.BureauListRow) int { return -compareCursor(x.Cursor(), y.Cursor()) })
 	if q.Before != nil {
 		// Rows newer than the cursor: the page is the oldest Limit of them.
 		if len(all) > q.Limit {
@@ -303,7 +301,7 @@ func (s *Store) ConsoleSettlements(ctx context.Context, q console.ListQuery) ([]
 	return all, nil
 }
 
-func compareCursor(a, b console.Cursor) int {
+func compareCursor(a, b settlement.BureauCursor) int {
 	if c := a.Time.Compare(b.Time); c != 0 {
 		return c
 	}
@@ -312,7 +310,7 @@ func compareCursor(a, b console.Cursor) int {
 
 // listPage runs one keyset query: where (with its own arguments first) and
 // the query's filters, newest first, at most q.Limit rows.
-func (s *Store) listPage(ctx context.Context, q console.ListQuery, where string, args ...any) ([]console.ListRow, error) {
+func (s *Store) listPage(ctx context.Context, q settlement.BureauListQuery, where string, args ...any) ([]settlement.BureauListRow, error) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
@@ -346,7 +344,7 @@ func (s *Store) listPage(ctx context.Context, q console.ListQuery, where string,
 		return nil, fmt.Errorf("listing settlements: %w", err)
 	}
 	defer rows.Close()
-	var out []console.ListRow
+	var out []settlement.BureauListRow
 	for rows.Next() {
 		r, err := scanListRow(rows)
 		if err != nil {
@@ -363,10 +361,10 @@ func (s *Store) listPage(ctx context.Context, q console.ListQuery, where string,
 	return out, nil
 }
 
-// ConsoleSettlement implements console.Reader: primary-key lookups only
+// ConsoleSettlement implements settlement.BureauReads: primary-key lookups only
 // (and the visit's other settlements through the person's ledger chain).
-func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*console.Detail, error) {
-	var out *console.Detail
+func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*settlement.BureauDetail, error) {
+	var out *settlement.BureauDetail
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(ptx pgx.Tx) error {
 		out = nil
 		st, err := scanSettlement(ptx.QueryRow(ctx, `SELECT `+settlementCols+` FROM settlements
@@ -374,7 +372,7 @@ func (s *Store) ConsoleSettlement(ctx context.Context, region, setlID string) (*
 		if err != nil || st == nil {
 			return err
 		}
-		d := &console.Detail{Settlement: *st}
+		d := &settlement.BureauDetail{Settlement: *st}
 		if d.Lines, err = allLines(ctx, ptx, st.MdtrtID); err != nil {
 			return err
 		}
@@ -470,218 +468,4 @@ func ledgerTxn(ctx context.Context, ptx pgx.Tx, id string) (*settlement.LedgerTx
 		t.Entries = append(t.Entries, e)
 	}
 	return &t, rows.Err()
-}
-
-// ConsoleClearing implements console.Reader. The open items are read by
-// settlements_uncleared_remote (role, cleared_period, setl_time) and grouped here by
-// counterparty; the postings by the clearings primary key (period first); the
-// region's share of a posting by primary-key lookups of its items.
-func (s *Store) ConsoleClearing(ctx context.Context, region string, period settlement.Period, provinces []string) (*console.Clearing, error) {
-	out := &console.Clearing{Period: period}
-	end := period.End()
-	// Open items: receivables (treated at the region's institutions, insured
-	// in another province) and payables (insured in the region, treated in
-	// another province).
-	for _, side := range []struct {
-		role     settlement.Role
-		dir      console.Direction
-		mine, cp string
-	}{
-		{settlement.RoleTreatment, console.Receivable, "mdtrtarea_admvs", "insuplc_admdvs"},
-		{settlement.RoleInsured, console.Payable, "insuplc_admdvs", "mdtrtarea_admvs"},
-	} {
-		// The role is written out so that the partial index of 0006 applies.
-		rows, err := s.pool.Query(ctx, `SELECT `+side.cp+`, sum(CASE WHEN reverses = '' THEN 1 ELSE -1 END),
-			COALESCE(sum(fund_pay_sumamt + acct_pay), 0)::DECIMAL(18,2)::TEXT
-			FROM settlements WHERE role = '`+string(side.role)+`' AND cleared_period = '' AND setl_time < $1 AND `+side.mine+` = $2
-			GROUP BY `+side.cp, end, region)
-		if err != nil {
-			return nil, fmt.Errorf("console clearing of %s: %w", region, err)
-		}
-		byProv := map[string]*console.OpenItems{}
-		for rows.Next() {
-			var reg, amt string
-			var n int64
-			if err := rows.Scan(&reg, &n, &amt); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			m, err := money(amt)
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			prov := provinceOf(reg)
-			it := byProv[prov]
-			if it == nil {
-				it = &console.OpenItems{Counterparty: prov, Direction: side.dir}
-				byProv[prov] = it
-			}
-			it.Count += n
-			it.Amount += m
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		for _, it := range byProv {
-			out.Open = append(out.Open, *it)
-		}
-	}
-	slices.SortFunc(out.Open, func(a, b console.OpenItems) int {
-		return strings.Compare(string(a.Direction)+a.Counterparty, string(b.Direction)+b.Counterparty)
-	})
-
-	rows, err := s.pool.Query(ctx, `SELECT counterparty, kind, total::TEXT, items, ledger_txn_id, created_at
-		FROM clearings WHERE period = $1 ORDER BY counterparty, kind`, string(period))
-	if err != nil {
-		return nil, fmt.Errorf("console clearing postings of %s: %w", period, err)
-	}
-	type raw struct {
-		p     console.Posting
-		items string
-	}
-	var raws []raw
-	for rows.Next() {
-		var r raw
-		var total string
-		if err := rows.Scan(&r.p.Counterparty, &r.p.Kind, &total, &r.items, &r.p.LedgerTxnID, &r.p.Created); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if r.p.Total, err = money(total); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		raws = append(raws, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for _, r := range raws {
-		p := r.p
-		if p.Kind == settlement.TxnClearPay || p.Kind == settlement.TxnClearReceive {
-			var vs []settlement.Verdict
-			if err := json.Unmarshal([]byte(r.items), &vs); err != nil {
-				return nil, fmt.Errorf("clearing %s/%s/%s items: %w", period, p.Counterparty, p.Kind, err)
-			}
-			// The region's items: the original settlement (whose setl_id both
-			// sides share) is the region's insured (payments) or treated
-			// (receipts) one.
-			col := "insuplc_admdvs"
-			if p.Kind == settlement.TxnClearReceive {
-				col = "mdtrtarea_admvs"
-			}
-			ids := make([]string, 0, len(vs))
-			for _, v := range vs {
-				ids = append(ids, v.Item.OrigSetlID)
-			}
-			mine := map[string]bool{}
-			for chunk := range slices.Chunk(ids, 1000) {
-				rows, err := s.pool.Query(ctx, `SELECT setl_id FROM settlements WHERE setl_id = ANY($1) AND `+col+` = $2`, chunk, region)
-				if err != nil {
-					return nil, err
-				}
-				for rows.Next() {
-					var id string
-					if err := rows.Scan(&id); err != nil {
-						rows.Close()
-						return nil, err
-					}
-					mine[id] = true
-				}
-				rows.Close()
-				if err := rows.Err(); err != nil {
-					return nil, err
-				}
-			}
-			for _, v := range vs {
-				if !mine[v.Item.OrigSetlID] {
-					continue
-				}
-				p.Items = append(p.Items, v)
-				if v.Confirmed {
-					p.Confirmed += v.Item.Amount
-					p.NConfirmed++
-				} else {
-					p.Disputed += v.Item.Amount
-					p.NDisputed++
-				}
-			}
-		}
-		out.Postings = append(out.Postings, p)
-	}
-
-	if len(provinces) > 0 {
-		accts := make([]string, len(provinces))
-		for i, p := range provinces {
-			accts[i] = settlement.AdvanceAccount(p)
-		}
-		rows, err := s.pool.Query(ctx, `SELECT account, COALESCE(sum(amount), 0)::DECIMAL(18,2)::TEXT
-			FROM ledger_entries WHERE account = ANY($1) AND `+interProvinceAccounts+` GROUP BY account ORDER BY account`, accts)
-		if err != nil {
-			return nil, fmt.Errorf("advance balances: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var b console.Balance
-			var amt string
-			if err := rows.Scan(&b.Account, &amt); err != nil {
-				return nil, err
-			}
-			if b.Amount, err = money(amt); err != nil {
-				return nil, err
-			}
-			out.Advances = append(out.Advances, b)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// provinceOf is the province of a region code (xx0000).
-func provinceOf(region string) string {
-	if len(region) < 2 {
-		return region
-	}
-	return region[:2] + "0000"
-}
-
-var _ console.AlertReader = (*Store)(nil)
-
-// ConsoleAlerts implements console.AlertReader: a range scan of
-// alert_regions (admdvs, raised_at, alert_id), then the alerts by primary
-// key. A database without the monitor's tables has no alerts to show.
-func (s *Store) ConsoleAlerts(ctx context.Context, region string, from, to time.Time, limit int) ([]console.AlertRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT a.alert_id, a.rule, a.psn_no, a.insuplc_admdvs, a.regions, a.evidence, a.detail, a.raised_at
-		FROM alert_regions r JOIN alerts a ON a.alert_id = r.alert_id
-		WHERE r.admdvs = $1 AND r.raised_at >= $2 AND r.raised_at < $3
-		ORDER BY r.raised_at DESC, r.alert_id DESC LIMIT $4`, region, from, to, limit)
-	if sqlState(err) == "42P01" { // undefined_table
-		return nil, console.ErrNoAlerts
-	}
-	if err != nil {
-		return nil, fmt.Errorf("console alerts of %s: %w", region, err)
-	}
-	defer rows.Close()
-	var out []console.AlertRow
-	for rows.Next() {
-		var a console.AlertRow
-		var regions, evidence string
-		if err := rows.Scan(&a.ID, &a.Rule, &a.PsnNo, &a.InsuredRegion, &regions, &evidence, &a.Detail, &a.RaisedAt); err != nil {
-			return nil, fmt.Errorf("console alerts of %s: %w", region, err)
-		}
-		_ = json.Unmarshal([]byte(regions), &a.Regions)
-		if json.Unmarshal([]byte(evidence), &a.Evidence) != nil {
-			a.Evidence, a.EvidenceText = nil, evidence
-		}
-		out = append(out, a)
-	}
-	if sqlState(rows.Err()) == "42P01" {
-		return nil, console.ErrNoAlerts
-	}
-	return out, rows.Err()
 }

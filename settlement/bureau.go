@@ -1,13 +1,4 @@
-// Package console is the insurance bureau's web console: server-rendered
-// pages (html/template, inline SVG charts, no JavaScript) over the settlement
-// data of one pooling region, and the monthly statement written as files by
-// `medsettle report`.
-//
-// Every page is scoped to the region of the bureau that is signed in: a
-// settlement is the bureau's when the person is insured there
-// (insuplc_admdvs) or the institution is there (mdtrtarea_admvs). The data
-// comes through Reader, a read port implemented by adapters/postgres.
-package console
+package settlement
 
 import (
 	"context"
@@ -15,38 +6,37 @@ import (
 	"time"
 
 	"github.com/medsettle/medsettle/rules"
-	"github.com/medsettle/medsettle/settlement"
 )
 
-// Reader is what the console reads. Every method takes the bureau's region
+// The bureau's read model: what the insurance bureau's console
+// (adapters/console) reads of the settlement data of one pooling region.
+// Every page is scoped to the region of the bureau that is signed in: a
+// settlement is the bureau's when the person is insured there
+// (insuplc_admdvs) or the institution is there (mdtrtarea_admvs). The
+// store (adapters/postgres) implements BureauReads and BureauAlertReads.
+
+// BureauReads is what the console reads. Every method takes the bureau's region
 // and returns only what belongs to it; implementations must use indexed
 // range scans (no full scans per page view).
-type Reader interface {
+type BureauReads interface {
 	// ConsoleTotals sums the settlements (reversals included, negative) whose
 	// settlement time is in [from, to): those of persons insured in region,
 	// and those at institutions of region. Whole days (at the counter) that
 	// ended before closedBefore are final: their sums may be kept and
 	// reused. A zero closedBefore sums everything afresh.
-	ConsoleTotals(ctx context.Context, region string, from, to, closedBefore time.Time) (*Totals, error)
+	ConsoleTotals(ctx context.Context, region string, from, to, closedBefore time.Time) (*BureauTotals, error)
 	// ConsoleSettlements is one page of the region's settlements, newest
 	// first, by keyset on (setl_time, setl_id).
-	ConsoleSettlements(ctx context.Context, q ListQuery) ([]ListRow, error)
+	ConsoleSettlements(ctx context.Context, q BureauListQuery) ([]BureauListRow, error)
 	// ConsoleSettlement is one settlement of the region with its lines,
 	// ledger transaction and chain position; nil when there is none (or it
 	// is another region's).
-	ConsoleSettlement(ctx context.Context, region, setlID string) (*Detail, error)
+	ConsoleSettlement(ctx context.Context, region, setlID string) (*BureauDetail, error)
 	// ConsoleClearing is the region's part of the cross-province clearing
 	// of a period.
-	ConsoleClearing(ctx context.Context, region string, period settlement.Period, provinces []string) (*Clearing, error)
+	ConsoleClearing(ctx context.Context, region string, period Period, provinces []string) (*BureauClearing, error)
 	// Audit replays every hash chain and checks every amount (region-agnostic).
-	Audit(ctx context.Context) (*settlement.AuditReport, error)
-}
-
-// Reconciler compares an institution's HIS figures with the platform's
-// (3201/3202); *settlement.Engine is one.
-type Reconciler interface {
-	ReconcileTotals(ctx context.Context, q settlement.PeriodQuery, his settlement.Totals) (settlement.TotalsResult, error)
-	ReconcileDetails(ctx context.Context, q settlement.PeriodQuery, his []settlement.DetailRow) ([]settlement.Difference, error)
+	Audit(ctx context.Context) (*AuditReport, error)
 }
 
 // Sums are the amounts of a group of settlements. Count is net: an original
@@ -81,9 +71,9 @@ func (s *Sums) Add(o Sums) {
 // settlements: the funds and the personal account.
 func (s Sums) Owed() rules.Money { return s.Fund + s.Acct }
 
-// TotalsRow is one group of settlements: by institution, med_type and the
+// BureauTotalsRow is one group of settlements: by institution, med_type and the
 // two regions of the settlement.
-type TotalsRow struct {
+type BureauTotalsRow struct {
 	Day             string // yyyy-mm-dd when summed by day, else ""
 	Institution     string // fixmedins_code
 	MedType         string
@@ -92,47 +82,47 @@ type TotalsRow struct {
 	Sums
 }
 
-// Totals are the region's sums over a time range.
-type Totals struct {
+// BureauTotals are the region's sums over a time range.
+type BureauTotals struct {
 	// Insured: settlements of persons insured in the region, wherever treated
 	// (what the region's funds paid).
-	Insured []TotalsRow
+	Insured []BureauTotalsRow
 	// Treated: settlements at the region's institutions, whoever the person
 	// (what the region's institutions billed).
-	Treated []TotalsRow
+	Treated []BureauTotalsRow
 }
 
-// Scope says which of the region's settlements a list shows.
-type Scope string
+// BureauScope says which of the region's settlements a list shows.
+type BureauScope string
 
 const (
-	ScopeAll     Scope = ""        // insured in the region or treated there
-	ScopeInsured Scope = "insured" // persons insured in the region
-	ScopeTreated Scope = "treated" // at institutions of the region
+	BureauScopeAll     BureauScope = ""        // insured in the region or treated there
+	BureauScopeInsured BureauScope = "insured" // persons insured in the region
+	BureauScopeTreated BureauScope = "treated" // at institutions of the region
 )
 
-// Cursor is a keyset position in the list order (setl_time, setl_id).
-type Cursor struct {
+// BureauCursor is a keyset position in the list order (setl_time, setl_id).
+type BureauCursor struct {
 	Time time.Time
 	ID   string
 }
 
-// ListQuery selects a page of settlements. The order is newest first:
+// BureauListQuery selects a page of settlements. The order is newest first:
 // After (when set) gives the rows older than it, Before the rows newer than
 // it (still returned newest first).
-type ListQuery struct {
+type BureauListQuery struct {
 	Region      string
-	Scope       Scope
+	Scope       BureauScope
 	Institution string    // "" all
 	MedType     string    // "" all
 	From, To    time.Time // [From, To); zero = open
-	After       *Cursor
-	Before      *Cursor
+	After       *BureauCursor
+	Before      *BureauCursor
 	Limit       int
 }
 
-// ListRow is one settlement in a list.
-type ListRow struct {
+// BureauListRow is one settlement in a list.
+type BureauListRow struct {
 	SetlID          string
 	SetlTime        time.Time
 	PsnNo           string
@@ -140,8 +130,8 @@ type ListRow struct {
 	InsuredRegion   string
 	TreatmentRegion string
 	MedType         string
-	Role            settlement.Role
-	Status          settlement.SettlementStatus
+	Role            Role
+	Status          SettlementStatus
 	Reverses        string
 	Medfee          rules.Money
 	Fund            rules.Money
@@ -150,90 +140,90 @@ type ListRow struct {
 }
 
 // Cursor is the row's keyset position.
-func (r ListRow) Cursor() Cursor { return Cursor{Time: r.SetlTime, ID: r.SetlID} }
+func (r BureauListRow) Cursor() BureauCursor { return BureauCursor{Time: r.SetlTime, ID: r.SetlID} }
 
-// Detail is one settlement with everything behind it.
-type Detail struct {
-	Settlement settlement.Settlement
-	Lines      []settlement.FeeLine // every line of the visit, withdrawn ones included
+// BureauDetail is one settlement with everything behind it.
+type BureauDetail struct {
+	Settlement Settlement
+	Lines      []FeeLine // every line of the visit, withdrawn ones included
 	// Txn is the ledger transaction (nil if missing: audit reports it).
-	Txn *settlement.LedgerTxn
+	Txn *LedgerTxn
 	// Head is the chain's head: Txn.Seq of Head.Seq.
-	Head settlement.ChainHead
+	Head ChainHead
 	// PrevHash is the hash of the previous transaction of the chain, as
 	// stored ("" for the first link or when it is missing).
 	PrevHash string
 	// Related are the other settlements of the visit (a reversal and its
 	// original, a settlement after a cancel), in time order.
-	Related []ListRow
+	Related []BureauListRow
 }
 
-// Clearing is a region's part of a period's cross-province clearing.
-type Clearing struct {
-	Period settlement.Period
+// BureauClearing is a region's part of a period's cross-province clearing.
+type BureauClearing struct {
+	Period Period
 	// Open are the region's cross-province settlements not yet cleared and
 	// settled before the period's end, by counterparty province and direction.
-	Open []OpenItems
+	Open []BureauOpenItems
 	// Postings are the clearing postings of the period (payments, receipts,
 	// top-ups, advances) with the region's items of each.
-	Postings []Posting
+	Postings []BureauPosting
 	// Advances are the balances of the province's advance funds, by
 	// treatment province: what is left for it to draw on.
-	Advances []Balance
+	Advances []BureauBalance
 }
 
-// Direction is which way money is owed between provinces.
-type Direction string
+// ClearingDirection is which way money is owed between provinces.
+type ClearingDirection string
 
 const (
-	Receivable Direction = "receivable" // treated here, owed by the insured province
-	Payable    Direction = "payable"    // insured here, owed to the treatment province
+	Receivable ClearingDirection = "receivable" // treated here, owed by the insured province
+	Payable    ClearingDirection = "payable"    // insured here, owed to the treatment province
 )
 
-// OpenItems are open (uncleared) settlements with one counterparty province.
-type OpenItems struct {
+// BureauOpenItems are open (uncleared) settlements with one counterparty province.
+type BureauOpenItems struct {
 	Counterparty string
-	Direction    Direction
+	Direction    ClearingDirection
 	Count        int64
 	Amount       rules.Money // funds + account, net of reversals
 }
 
-// Posting is one clearing posting with the region's share.
-type Posting struct {
+// BureauPosting is one clearing posting with the region's share.
+type BureauPosting struct {
 	Counterparty string
 	Kind         string // clear-pay, clear-receive, topup, advance
 	Total        rules.Money
 	LedgerTxnID  string
 	Created      time.Time
 	// Items are the region's verdicts (payments and receipts only).
-	Items []settlement.Verdict
+	Items []Verdict
 	// Region's share of the posting: confirmed and disputed amounts.
 	Confirmed, Disputed   rules.Money
 	NConfirmed, NDisputed int
 }
 
-// Balance is an account balance.
-type Balance struct {
+// BureauBalance is an account balance.
+type BureauBalance struct {
 	Account string
 	Amount  rules.Money
 }
 
-// AlertReader is what the alerts page reads: the fund-supervision
-// monitor's alerts (table alerts, migration 0003). A Reader that is also an
-// AlertReader gets the page.
-type AlertReader interface {
+// BureauAlertReads is what the alerts page reads: the fund-supervision
+// monitor's alerts (table alerts, migration 0003). A BureauReads that is
+// also a BureauAlertReads gets the page.
+type BureauAlertReads interface {
 	// ConsoleAlerts returns up to limit alerts whose scope holds region
 	// (the person is insured there or an institution of it is involved),
 	// raised in [from, to), newest first. ErrNoAlerts when the platform has
 	// no monitor.
-	ConsoleAlerts(ctx context.Context, region string, from, to time.Time, limit int) ([]AlertRow, error)
+	ConsoleAlerts(ctx context.Context, region string, from, to time.Time, limit int) ([]BureauAlertRow, error)
 }
 
 // ErrNoAlerts says the platform keeps no alerts.
 var ErrNoAlerts = errors.New("console: this platform has no fund-supervision monitor")
 
-// AlertRow is one monitor alert with its evidence.
-type AlertRow struct {
+// BureauAlertRow is one monitor alert with its evidence.
+type BureauAlertRow struct {
 	ID            string
 	Rule          string
 	PsnNo         string
@@ -243,12 +233,12 @@ type AlertRow struct {
 	RaisedAt      time.Time
 	// Evidence are the settlements involved as the monitor saw them;
 	// EvidenceText is the stored evidence when it could not be read so.
-	Evidence     []Evidence
+	Evidence     []AlertEvidence
 	EvidenceText string
 }
 
-// Evidence is a settlement as an alert's evidence.
-type Evidence struct {
+// AlertEvidence is a settlement as an alert's evidence.
+type AlertEvidence struct {
 	SetlID       string      `json:"setl_id"`
 	MdtrtID      string      `json:"mdtrt_id"`
 	Institution  string      `json:"fixmedins_code"`

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle/adapters/console"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -52,9 +52,9 @@ func consoleDay(t *testing.T, e *env) []string {
 }
 
 // sqlSums is the reference: the same sums straight from SQL.
-func sqlSums(t *testing.T, e *env, where string, args ...any) console.Sums {
+func sqlSums(t *testing.T, e *env, where string, args ...any) settlement.Sums {
 	t.Helper()
-	var s console.Sums
+	var s settlement.Sums
 	var m [8]string
 	err := e.store.Pool().QueryRow(context.Background(), `SELECT
 		count(*) FILTER (WHERE reverses = '') - count(*) FILTER (WHERE reverses <> ''),
@@ -70,8 +70,8 @@ func sqlSums(t *testing.T, e *env, where string, args ...any) console.Sums {
 	return s
 }
 
-func sumOf(rows []console.TotalsRow, keep func(console.TotalsRow) bool) console.Sums {
-	var s console.Sums
+func sumOf(rows []settlement.BureauTotalsRow, keep func(settlement.BureauTotalsRow) bool) settlement.Sums {
+	var s settlement.Sums
 	for _, r := range rows {
 		if keep == nil || keep(r) {
 			s.Add(r.Sums)
@@ -85,15 +85,15 @@ func TestConsoleTotalsEqualSQL(t *testing.T) {
 	consoleDay(t, e)
 	ctx := context.Background()
 	for _, rg := range []struct{ from, to string }{{"2026-03-10", "2026-03-11"}, {"2026-03-15", "2026-03-16"}, {"2026-03-01", "2026-04-01"}, {"2026-04-01", "2026-05-01"}} {
-		from, _ := console.Day(rg.from)
-		to, _ := console.Day(rg.to)
+		from := midnight(t, rg.from)
+		to := midnight(t, rg.to)
 		// Summed afresh; with the days before the 15th kept as day totals
 		// (twice: stored, then read back); with every day kept.
 		for _, closed := range []string{"", "2026-03-15", "2026-03-15", "2027-01-01", "2027-01-01"} {
 			for _, region := range []string{"150100", "150200", "420100"} {
 				var closedBefore time.Time
 				if closed != "" {
-					closedBefore, _ = console.Day(closed)
+					closedBefore = midnight(t, closed)
 				}
 				tt, err := e.store.ConsoleTotals(ctx, region, from, to, closedBefore)
 				require.NoError(t, err)
@@ -120,7 +120,7 @@ func TestConsoleTotalsEqualSQL(t *testing.T) {
 	// The month of region 150100: three standing settlements of its insured
 	// and three at its institutions (a cancelled one and its reversal count
 	// nothing).
-	from, to := console.PeriodBounds("2026-03")
+	from, to := periodBounds("2026-03")
 	tt, err := e.store.ConsoleTotals(ctx, "150100", from, to, time.Time{})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, sumOf(tt.Insured, nil).Count)
@@ -133,9 +133,9 @@ func TestConsoleSettlementsScopedAndPaged(t *testing.T) {
 	ids := consoleDay(t, e)
 	ctx := context.Background()
 	for _, region := range []string{"150100", "150200", "420100"} {
-		for _, scope := range []console.Scope{console.ScopeAll, console.ScopeInsured, console.ScopeTreated} {
-			where := map[console.Scope]string{console.ScopeAll: `(insuplc_admdvs = $1 OR mdtrtarea_admvs = $1)`,
-				console.ScopeInsured: `insuplc_admdvs = $1`, console.ScopeTreated: `mdtrtarea_admvs = $1`}[scope]
+		for _, scope := range []settlement.BureauScope{settlement.BureauScopeAll, settlement.BureauScopeInsured, settlement.BureauScopeTreated} {
+			where := map[settlement.BureauScope]string{settlement.BureauScopeAll: `(insuplc_admdvs = $1 OR mdtrtarea_admvs = $1)`,
+				settlement.BureauScopeInsured: `insuplc_admdvs = $1`, settlement.BureauScopeTreated: `mdtrtarea_admvs = $1`}[scope]
 			var want []string
 			rows, err := e.store.Pool().Query(ctx, `SELECT setl_id FROM settlements WHERE `+where+` ORDER BY setl_time DESC, setl_id DESC`, region)
 			require.NoError(t, err)
@@ -147,8 +147,8 @@ func TestConsoleSettlementsScopedAndPaged(t *testing.T) {
 			require.NoError(t, rows.Err())
 			// Page forward two at a time, then back.
 			var got []string
-			var pages [][]console.ListRow
-			q := console.ListQuery{Region: region, Scope: scope, Limit: 2}
+			var pages [][]settlement.BureauListRow
+			q := settlement.BureauListQuery{Region: region, Scope: scope, Limit: 2}
 			for {
 				page, err := e.store.ConsoleSettlements(ctx, q)
 				require.NoError(t, err)
@@ -166,22 +166,22 @@ func TestConsoleSettlementsScopedAndPaged(t *testing.T) {
 			require.Equal(t, want, got, "%s %q", region, scope)
 			for i := len(pages) - 1; i > 0; i-- {
 				c := pages[i][0].Cursor()
-				back, err := e.store.ConsoleSettlements(ctx, console.ListQuery{Region: region, Scope: scope, Limit: 2, Before: &c})
+				back, err := e.store.ConsoleSettlements(ctx, settlement.BureauListQuery{Region: region, Scope: scope, Limit: 2, Before: &c})
 				require.NoError(t, err)
 				require.Equal(t, pages[i-1], back, "page %d back", i-1)
 			}
 		}
 	}
 	// Filters: institution, med_type, date range.
-	from, _ := console.Day("2026-03-15")
-	rows, err := e.store.ConsoleSettlements(ctx, console.ListQuery{Region: "150100", Institution: hohhotClinic, From: from, To: from.AddDate(0, 0, 1), Limit: 10})
+	from := midnight(t, "2026-03-15")
+	rows, err := e.store.ConsoleSettlements(ctx, settlement.BureauListQuery{Region: "150100", Institution: hohhotClinic, From: from, To: from.AddDate(0, 0, 1), Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, rows, 2, "the clinic's settlement and its reversal")
-	rows, err = e.store.ConsoleSettlements(ctx, console.ListQuery{Region: "150100", MedType: "41", Limit: 10})
+	rows, err = e.store.ConsoleSettlements(ctx, settlement.BureauListQuery{Region: "150100", MedType: "41", Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	require.Equal(t, ids[5], rows[0].SetlID)
-	rows, err = e.store.ConsoleSettlements(ctx, console.ListQuery{Region: "150200", Institution: hohhotClinic, Limit: 10})
+	rows, err = e.store.ConsoleSettlements(ctx, settlement.BureauListQuery{Region: "150200", Institution: hohhotClinic, Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, rows, "the clinic's settlements are all of 150100")
 }
@@ -245,16 +245,7 @@ func TestConsoleQueriesUseIndexes(t *testing.T) {
 	ctx := context.Background()
 	pool := e.store.Pool()
 	// Copies of a settlement moved to 40 other regions and back in time.
-	var cols []string
-	rows, err := pool.Query(ctx, `SELECT column_name FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'settlements' ORDER BY ordinal_position`)
-	require.NoError(t, err)
-	for rows.Next() {
-		var c string
-		require.NoError(t, rows.Scan(&c))
-		cols = append(cols, c)
-	}
-	require.NoError(t, rows.Err())
+	cols := pgfixture.Columns(ctx, t, pool, "settlements")
 	override := map[string]string{
 		"setl_id": `'X' || g`, "mdtrt_id": `'MX' || g`, "insuplc_admdvs": `'R' || (g % 40)`,
 		"mdtrtarea_admvs": `'T' || (g % 37)`, "fixmedins_code": `'I' || (g % 101)`,
@@ -267,7 +258,7 @@ func TestConsoleQueriesUseIndexes(t *testing.T) {
 			sel[i] = o
 		}
 	}
-	_, err = pool.Exec(ctx, `INSERT INTO settlements (`+strings.Join(cols, ", ")+`) SELECT `+strings.Join(sel, ", ")+`
+	_, err := pool.Exec(ctx, `INSERT INTO settlements (`+strings.Join(cols, ", ")+`) SELECT `+strings.Join(sel, ", ")+`
 		FROM settlements, generate_series(1, 20000) g WHERE settlements.setl_id = $1`, ids[0])
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `ANALYZE`)
@@ -298,15 +289,15 @@ func TestConsoleQueriesUseIndexes(t *testing.T) {
 	before := read()
 	flush()
 
-	from, to := console.PeriodBounds("2026-03")
+	from, to := periodBounds("2026-03")
 	_, err = e.store.ConsoleTotals(ctx, "150100", from, to, time.Time{})
 	require.NoError(t, err)
-	c := console.Cursor{Time: day(t, "2026-03-15"), ID: "S"}
-	for _, q := range []console.ListQuery{
+	c := settlement.BureauCursor{Time: day(t, "2026-03-15"), ID: "S"}
+	for _, q := range []settlement.BureauListQuery{
 		{Region: "150100", Limit: 51},
 		{Region: "150100", Limit: 51, After: &c, MedType: "11"},
 		{Region: "150100", Limit: 51, Before: &c, From: from, To: to},
-		{Region: "150100", Scope: console.ScopeTreated, Limit: 51},
+		{Region: "150100", Scope: settlement.BureauScopeTreated, Limit: 51},
 		{Region: "150100", Institution: hohhotHospital, Limit: 51, After: &c},
 	} {
 		_, err = e.store.ConsoleSettlements(ctx, q)
