@@ -10,9 +10,11 @@ build:
 	$(GO) build -o $(BIN) ./cmd/medsettle
 
 # The whole test suite: unit, golden, property and integration tests (the
-# integration tests start a throwaway PostgreSQL, or use $$DATABASE_URL).
+# integration tests start a throwaway PostgreSQL, or use $$DATABASE_URL), and
+# the integrators' module adapters/fsi, which ./... of this module leaves out.
 test:
 	$(GO) vet ./...
+	cd adapters/fsi && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(GO) test -count=1 -timeout 30m ./...
 
 demo: build
@@ -28,6 +30,7 @@ fuzz:
 
 vet:
 	$(GO) vet ./...
+	cd adapters/fsi && $(GO) vet ./...
 
 clean:
 	rm -rf bin
