@@ -500,8 +500,10 @@ func (c *Client) once(ctx context.Context, m *message) (ans *Answer, retry bool,
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		return nil, true, &HTTPError{Status: resp.StatusCode, Body: snippet(body)}
 	}
+	// Only the national envelope is read: Answer's own fields (Msgid,
+	// Attempts) are not part of it and must not decide whether it decodes.
 	var a Answer
-	if err := json.Unmarshal(body, &a); err != nil {
+	if err := json.Unmarshal(body, &a.Answer); err != nil {
 		if resp.StatusCode >= 300 {
 			return nil, false, &HTTPError{Status: resp.StatusCode, Body: snippet(body)}
 		}

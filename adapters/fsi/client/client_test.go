@@ -39,6 +39,39 @@ func TestMsgid(t *testing.T) {
 	if last := c.Msgid(); last[12:26] != "20260315100002" {
 		t.Fatalf("last msgid %s", last)
 	}
+
+	// A clock that steps back does not reuse a second.
+	now = now.Add(-time.Hour)
+	if back := c.Msgid(); back[12:26] != "20260315100002" || seen[back] {
+		t.Fatalf("msgid %s after the clock stepped back", back)
+	}
+
+	// Concurrent callers never share one.
+	c2, err := client.New("http://x", "k", hospital)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	ids := make([][]string, 8)
+	for g := range ids {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				ids[g] = append(ids[g], c2.Msgid())
+			}
+		}(g)
+	}
+	wg.Wait()
+	all := map[string]bool{}
+	for _, l := range ids {
+		for _, id := range l {
+			if all[id] {
+				t.Fatalf("msgid %s handed out to two callers", id)
+			}
+			all[id] = true
+		}
+	}
 }
 
 // Terminals of one institution never meet, even in one frozen second.
