@@ -26,7 +26,13 @@ bench: build
 # Each fuzz target for a short while (CI runs only their seed corpora, in `make test`).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./rules/
+	for t in FuzzDecodeRequest FuzzLoadRegion FuzzLoadCatalog FuzzParseMoney; do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./rules/ || exit 1; done
+	for t in FuzzEnvelope FuzzInputs FuzzHelpers; do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./adapters/httpapi/ || exit 1; done
+	cd adapters/fsi && for t in FuzzParseMoney FuzzMoneyJSON FuzzRatioJSON FuzzText FuzzDecodeAnswer FuzzCheckMsgid; do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) . || exit 1; done
+	cd adapters/fsi && $(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./client/
 
 vet:
 	$(GO) vet ./...
