@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,14 +16,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/kafka"
 	"github.com/medsettle/medsettle/adapters/postgres"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/monitor"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // The fund-supervision monitor end to end: settlements made by the engine on
@@ -192,13 +191,8 @@ func bureauAlerts(t *testing.T, srv *httptest.Server, key, query string) []monit
 
 func TestFundSupervisionEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, pgtest.NewDB(t), quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	c := &clock{t: testDay}
-	engine := &settlement.Engine{Rules: rs, Store: st, Now: c.Now}
+	fx := pgfixture.NewEnv(t, testDay)
+	st, c, engine := fx.Store, fx.Clock, fx.Engine
 	s := &monitorScript{t: t, engine: engine, clock: c, setl: map[string]settlement.SettleAnswer{}}
 
 	const (
@@ -280,11 +274,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	require.Equal(t, 3, n)
 
 	// The bureau API.
-	rawKeys, err := medsettle.DevKeys()
-	require.NoError(t, err)
-	keys, err := settlement.LoadKeys(bytes.NewReader(rawKeys))
-	require.NoError(t, err)
-	key := devKeys(t, rawKeys)
+	_, keys, key := storetest.DevKeys(t)
 	api := &httpapi.Server{Engine: engine, Keys: keys, Log: quietLog(), Alerts: alertStore}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,13 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/kafka"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // Every test database starts migrated (0002_outbox_leases included) and
@@ -42,20 +40,14 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, pgtest.NewDB(t), pgfixture.Quiet())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	raw, err := medsettle.Persons()
-	require.NoError(t, err)
-	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
-	require.NoError(t, err)
+	fx := pgfixture.NewEnv(t, time.Time{})
+	st, rs := fx.Store, fx.Rules
+	persons := storetest.Persons(t)
 	require.Len(t, persons, 120)
 	addrs, stop, err := kafka.StartDevBroker(ctx, 0)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	e := &env{store: st, engine: &settlement.Engine{Rules: rs, Store: st}, rules: rs, persons: persons, brokers: addrs,
+	e := &env{store: st, engine: fx.Engine, rules: rs, persons: persons, brokers: addrs,
 		hospitals: map[string][]string{}, pharmacies: map[string][]string{}}
 	for code, in := range rs.Institutions {
 		if in.Kind == rules.KindHospital {

@@ -10,11 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
-	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // A settlement updates three rows in place: its visit, the person's counters
@@ -28,8 +27,7 @@ import (
 func TestSettlementUpdatesAreHOT(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.NewDB(t)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
+	rs := storetest.Rules(t)
 	persons := syntheticPersons(t, rs, 300)
 	byRegion, all := hospitalsByRegion(rs)
 	who := make([]*settlement.Person, len(persons))
