@@ -189,6 +189,24 @@ func bureauAlerts(t *testing.T, srv *httptest.Server, key, query string) []monit
 	return ans.Alerts
 }
 
+// startMonitor runs a monitor consumer of the fund-supervision group until
+// stop (called at the latest when the test ends), which returns what Run did.
+func startMonitor(t *testing.T, ctx context.Context, brokers []string, st monitor.Store) (*kafka.MonitorConsumer, func() error) {
+	consumer := &kafka.MonitorConsumer{Brokers: brokers, Store: st, Log: quietLog(),
+		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = consumer.Run(runCtx) })
+	stop := func() error {
+		cancel()
+		wg.Wait()
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return consumer, stop
+}
+
 func TestFundSupervisionEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	fx := pgfixture.NewEnv(t, testDay)
@@ -236,13 +254,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	relayOutboxRecord(t, brokers, recs[0])
 
 	alertStore := postgres.NewAlertStore(st)
-	consumer := &kafka.MonitorConsumer{Brokers: brokers, Store: alertStore, Log: quietLog(),
-		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = consumer.Run(runCtx) })
-	t.Cleanup(func() { stop(); wg.Wait() })
+	consumer, stop := startMonitor(t, ctx, brokers, alertStore)
 	require.Eventually(t, func() bool {
 		st := consumer.Stats()
 		return st.Observed == 13 && st.Duplicates == 1 && st.Published == 3
@@ -358,20 +370,11 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	// A second monitor (a new member of the group, say after a deploy)
 	// resumes after the committed offsets: of the settlements topic it
 	// reads only what came since, here the relay publishing an event again.
-	stop()
-	wg.Wait()
-	require.NoError(t, runErr)
+	require.NoError(t, stop())
 	relayOutboxRecord(t, brokers, recs[5])
-	again := &kafka.MonitorConsumer{Brokers: brokers, Store: alertStore, Log: quietLog(),
-		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
-	ctx2, stop2 := context.WithCancel(ctx)
-	var wg2 sync.WaitGroup
-	var runErr2 error
-	wg2.Go(func() { runErr2 = again.Run(ctx2) })
+	again, stop2 := startMonitor(t, ctx, brokers, alertStore)
 	require.Eventually(t, func() bool { return again.Stats().Duplicates == 1 }, 30*time.Second, 20*time.Millisecond)
-	stop2()
-	wg2.Wait()
-	require.NoError(t, runErr2)
+	require.NoError(t, stop2())
 	require.Equal(t, kafka.MonitorStats{Duplicates: 1}, again.Stats())
 	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], ""), 3)
 }
