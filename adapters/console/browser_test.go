@@ -73,6 +73,16 @@ func TestBrowserAgainstDev(t *testing.T) {
 		require.NoError(t, tb.screenshot(ctx, filepath.Join(artifacts, name)))
 	}
 	console := url + "/console"
+	// signIn opens a tab in which a bureau signs in with key: its dashboard
+	// must equal SQL for its region.
+	signIn := func(key, region string) *tab {
+		tb, err := b.newTab(ctx)
+		require.NoError(t, err)
+		require.NoError(t, tb.navigate(ctx, console+"/login"))
+		require.NoError(t, tb.submit(ctx, map[string]string{"key": key}, "signin"))
+		checkDashboard(t, ctx, tb, db, region, from, to)
+		return tb
+	}
 
 	// Without a key: the login page, and no data.
 	anon, err := b.newTab(ctx)
@@ -86,11 +96,7 @@ func TestBrowserAgainstDev(t *testing.T) {
 	shot(anon, "01-login.png")
 
 	// The Hohhot bureau signs in: today's dashboard equals SQL.
-	hohhot, err := b.newTab(ctx)
-	require.NoError(t, err)
-	require.NoError(t, hohhot.navigate(ctx, console+"/login"))
-	require.NoError(t, hohhot.submit(ctx, map[string]string{"key": bureauHohhot}, "signin"))
-	checkDashboard(t, ctx, hohhot, db, "150100", from, to)
+	hohhot := signIn(bureauHohhot, "150100")
 	shot(hohhot, "02-dashboard-150100.png")
 
 	// A settlement page: its split and its ledger entries, as stored.
@@ -188,11 +194,7 @@ func TestBrowserAgainstDev(t *testing.T) {
 	shot(hohhot, "08-settlements.png")
 
 	// Another region's bureau on the same platform sees only its own.
-	wuhan, err := b.newTab(ctx)
-	require.NoError(t, err)
-	require.NoError(t, wuhan.navigate(ctx, console+"/login"))
-	require.NoError(t, wuhan.submit(ctx, map[string]string{"key": bureauWuhan}, "signin"))
-	checkDashboard(t, ctx, wuhan, db, "420100", from, to)
+	wuhan := signIn(bureauWuhan, "420100")
 	shot(wuhan, "09-dashboard-420100.png")
 	require.NoError(t, wuhan.navigate(ctx, console+"/settlements/"+setlID))
 	require.NoError(t, wuhan.eval(ctx, "document.body.innerText", &body))

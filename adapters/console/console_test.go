@@ -16,12 +16,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/console"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
-	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 func TestMain(m *testing.M) { pgfixture.Main(m) }
@@ -85,11 +84,9 @@ func line(sn, code, cnt, pric, amount string) settlement.LineInput {
 // 150200, and the console over it at /console/.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	st := pgfixture.Store(t)
-	c := pgfixture.NewClock(at(t, "2026-03-15 09:00"))
-	e := &env{store: st, engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, clock: c, ids: map[string]string{}}
+	fx := pgfixture.NewEnv(t, at(t, "2026-03-15 09:00"))
+	st, rs, c := fx.Store, fx.Rules, fx.Clock
+	e := &env{store: st, engine: fx.Engine, clock: c, ids: map[string]string{}}
 	e.settle(t, "hohhot-own", hohhotHospital, hohhotEmployee, true, line("1", "001101000010000", "1", "30.00", "30.00"),
 		line("2", "XJ01DDA062B002010100345", "3", "1500.5", "4501.50"))
 	e.settle(t, "baotou-in-hohhot", hohhotHospital, baotouResident, false, line("1", "002302000010000", "1", "350.00", "350.00"))
@@ -101,10 +98,7 @@ func newEnv(t *testing.T) *env {
 	e.ids["clinic-reversal"] = r.SetlID
 	c.Set(at(t, "2026-03-15 17:00"))
 
-	raw, err := medsettle.DevKeys()
-	require.NoError(t, err)
-	keys, err := settlement.LoadKeys(bytes.NewReader(raw))
-	require.NoError(t, err)
+	_, keys, _ := storetest.DevKeys(t)
 	h, err := console.New(console.Config{Reader: st, Reconciler: e.engine, Keys: keys, Rules: rs, Province: "150000",
 		Now: c.Now, Secret: bytes.Repeat([]byte("k"), 32), Log: pgfixture.Quiet()})
 	require.NoError(t, err)

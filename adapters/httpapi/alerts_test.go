@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,14 +16,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/kafka"
 	"github.com/medsettle/medsettle/adapters/postgres"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/monitor"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // The fund-supervision monitor end to end: settlements made by the engine on
@@ -190,15 +189,28 @@ func bureauAlerts(t *testing.T, srv *httptest.Server, key, query string) []monit
 	return ans.Alerts
 }
 
+// startMonitor runs a monitor consumer of the fund-supervision group until
+// stop (called at the latest when the test ends), which returns what Run did.
+func startMonitor(t *testing.T, ctx context.Context, brokers []string, st monitor.Store) (*kafka.MonitorConsumer, func() error) {
+	consumer := &kafka.MonitorConsumer{Brokers: brokers, Store: st, Log: quietLog(),
+		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = consumer.Run(runCtx) })
+	stop := func() error {
+		cancel()
+		wg.Wait()
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return consumer, stop
+}
+
 func TestFundSupervisionEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, pgtest.NewDB(t), quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	c := &clock{t: testDay}
-	engine := &settlement.Engine{Rules: rs, Store: st, Now: c.Now}
+	fx := pgfixture.NewEnv(t, testDay)
+	st, c, engine := fx.Store, fx.Clock, fx.Engine
 	s := &monitorScript{t: t, engine: engine, clock: c, setl: map[string]settlement.SettleAnswer{}}
 
 	const (
@@ -242,13 +254,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	relayOutboxRecord(t, brokers, recs[0])
 
 	alertStore := postgres.NewAlertStore(st)
-	consumer := &kafka.MonitorConsumer{Brokers: brokers, Store: alertStore, Log: quietLog(),
-		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = consumer.Run(runCtx) })
-	t.Cleanup(func() { stop(); wg.Wait() })
+	consumer, stop := startMonitor(t, ctx, brokers, alertStore)
 	require.Eventually(t, func() bool {
 		st := consumer.Stats()
 		return st.Observed == 13 && st.Duplicates == 1 && st.Published == 3
@@ -280,11 +286,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	require.Equal(t, 3, n)
 
 	// The bureau API.
-	rawKeys, err := medsettle.DevKeys()
-	require.NoError(t, err)
-	keys, err := settlement.LoadKeys(bytes.NewReader(rawKeys))
-	require.NoError(t, err)
-	key := devKeys(t, rawKeys)
+	_, keys, key := storetest.DevKeys(t)
 	api := &httpapi.Server{Engine: engine, Keys: keys, Log: quietLog(), Alerts: alertStore}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
@@ -368,20 +370,11 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	// A second monitor (a new member of the group, say after a deploy)
 	// resumes after the committed offsets: of the settlements topic it
 	// reads only what came since, here the relay publishing an event again.
-	stop()
-	wg.Wait()
-	require.NoError(t, runErr)
+	require.NoError(t, stop())
 	relayOutboxRecord(t, brokers, recs[5])
-	again := &kafka.MonitorConsumer{Brokers: brokers, Store: alertStore, Log: quietLog(),
-		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
-	ctx2, stop2 := context.WithCancel(ctx)
-	var wg2 sync.WaitGroup
-	var runErr2 error
-	wg2.Go(func() { runErr2 = again.Run(ctx2) })
+	again, stop2 := startMonitor(t, ctx, brokers, alertStore)
 	require.Eventually(t, func() bool { return again.Stats().Duplicates == 1 }, 30*time.Second, 20*time.Millisecond)
-	stop2()
-	wg2.Wait()
-	require.NoError(t, runErr2)
+	require.NoError(t, stop2())
 	require.Equal(t, kafka.MonitorStats{Duplicates: 1}, again.Stats())
 	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], ""), 3)
 }

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,9 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,50 +16,21 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle"
+	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/adapters/httpapi"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
-// Every test database starts migrated and seeded with the registry persons,
-// as adapters/postgres does it.
-func TestMain(m *testing.M) { pgfixture.Main(m) }
-
-func registry(rs *rules.RuleSet) ([]settlement.Person, error) {
-	raw, err := medsettle.Persons()
-	if err != nil {
-		return nil, err
-	}
-	return settlement.ParsePersons(bytes.NewReader(raw), rs)
-}
-
-func quietLog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+func quietLog() *slog.Logger { return pgfixture.Quiet() }
 
 var cst = time.FixedZone("CST", 8*3600)
 
 // clock is the engine's settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
+type clock = pgfixture.Clock
 
 // The platform's day in these tests: 2026-03-15 10:00 at the counter.
 var testDay = time.Date(2026, 3, 15, 10, 0, 0, 0, cst)
@@ -80,26 +47,20 @@ type env struct {
 	keys    map[string]string // principal (fixmedins_code or bureau:admdvs) -> key
 }
 
+// Every test database starts migrated and seeded with the registry persons,
+// as adapters/postgres does it.
+func TestMain(m *testing.M) { pgfixture.Main(m) }
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dsn := pgtest.NewDB(t)
-	st, err := postgres.Open(context.Background(), dsn, quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	c := &clock{t: testDay}
-	rawKeys, err := medsettle.DevKeys()
-	require.NoError(t, err)
-	keys, err := settlement.LoadKeys(bytes.NewReader(rawKeys))
-	require.NoError(t, err)
-	e := &env{t: t, engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, store: st, clock: c, rules: rs,
-		persons: map[string]settlement.Person{}, keys: devKeys(t, rawKeys)}
-	ps, err := registry(rs)
-	require.NoError(t, err)
-	for _, p := range ps {
+	fx := pgfixture.NewEnv(t, testDay)
+	_, keys, keyOf := storetest.DevKeys(t)
+	e := &env{t: t, engine: fx.Engine, store: fx.Store, clock: fx.Clock, rules: fx.Rules,
+		persons: map[string]settlement.Person{}, keys: keyOf}
+	for _, p := range storetest.Persons(t) {
 		e.persons[p.PsnNo] = p
 	}
+	st := fx.Store
 	api := &httpapi.Server{Engine: e.engine, Keys: keys, Log: quietLog(),
 		Ready: func(ctx context.Context) error { return st.Pool().Ping(ctx) }}
 	e.srv = httptest.NewServer(api.Handler())
@@ -107,31 +68,10 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func devKeys(t *testing.T, raw []byte) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || strings.HasPrefix(line, "principal,") {
-			continue
-		}
-		who, key, ok := strings.Cut(line, ",")
-		require.True(t, ok, line)
-		out[who] = key
-	}
-	return out
-}
-
-// answer is the answer envelope with the output kept raw.
+// answer is the answer envelope (its output kept raw) and the HTTP status.
 type answer struct {
-	Infcode     int             `json:"infcode"`
-	InfRefmsgid string          `json:"inf_refmsgid"`
-	RefmsgTime  string          `json:"refmsg_time"`
-	RespondTime string          `json:"respond_time"`
-	ErrMsg      string          `json:"err_msg"`
-	WarnMsg     string          `json:"warn_msg"`
-	Output      json.RawMessage `json:"output"`
-	status      int
+	fsi.Answer
+	status int
 }
 
 var msgSeq atomic.Int64

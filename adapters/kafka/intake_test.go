@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,19 +134,7 @@ func runIntake(t testing.TB, eng *settlement.Engine, opts []kgo.Opt) (*kafka.Int
 	t.Helper()
 	in, err := kafka.NewIntake(eng, opts, kafka.IntakeConfig{Log: quietLog()})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-			in.Close()
-		})
-	}
-	t.Cleanup(stop)
-	return in, stop
+	return in, runBackground(t, in.Run, in.Close)
 }
 
 func waitAnswered(t testing.TB, in *kafka.Intake, n int64, timeout time.Duration) {
@@ -332,19 +317,6 @@ func checkOneSettlementEach(ctx context.Context, t *testing.T, e *env, setl map[
 	var total int
 	require.NoError(t, e.store.Pool().QueryRow(ctx, `SELECT count(*) FROM settlements`).Scan(&total))
 	require.Equal(t, len(setl), total)
-}
-
-// flakyStore fails the first Updates as a database that is down would.
-type flakyStore struct {
-	settlement.Store
-	failures atomic.Int64
-}
-
-func (f *flakyStore) Update(ctx context.Context, fn func(ctx context.Context, tx settlement.Tx) error) error {
-	if f.failures.Add(-1) >= 0 {
-		return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
-	}
-	return f.Store.Update(ctx, fn)
 }
 
 func TestIntakeRetriesInternalErrorsAndCommitsAfterAnswering(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -110,10 +108,6 @@ func monitorHeader(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
-}
-
-func quietMonitorLog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))
 }
 
 // monitorFastFetch: a fetch of partitions without records returns soon, so

@@ -19,23 +19,14 @@ import (
 	"github.com/medsettle/medsettle/adapters/loadgen"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
-func TestMain(m *testing.M) { pgfixture.Main(m) }
-
+// quietLog logs errors only: a load run's refusals are its report's.
 func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
-func registry(rs *rules.RuleSet) ([]settlement.Person, error) {
-	raw, err := medsettle.Persons()
-	if err != nil {
-		return nil, err
-	}
-	return settlement.ParsePersons(bytes.NewReader(raw), rs)
 }
 
 func TestParseMixAndKeys(t *testing.T) {
@@ -62,34 +53,29 @@ func TestParseMixAndKeys(t *testing.T) {
 	require.Error(t, err)
 }
 
+func TestMain(m *testing.M) { pgfixture.Main(m) }
+
 // startServer starts the counter interface on a database of its own, and
 // returns it with the dev keys and the registry the load generator needs.
 func startServer(t *testing.T) (*postgres.Store, *httptest.Server, *rules.RuleSet, []loadgen.Key, []settlement.Person) {
 	t.Helper()
-	st, err := postgres.Open(context.Background(), pgtest.NewDB(t), quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, raw, keys, persons := devFixture(t)
-	k, err := settlement.LoadKeys(bytes.NewReader(raw))
-	require.NoError(t, err)
-	srv := httptest.NewServer((&httpapi.Server{Engine: &settlement.Engine{Rules: rs, Store: st}, Keys: k, Log: quietLog()}).Handler())
+	fx := pgfixture.NewEnv(t, time.Time{})
+	st := fx.Store
+	rs, keys, persons := devFixture(t)
+	_, k, _ := storetest.DevKeys(t)
+	srv := httptest.NewServer((&httpapi.Server{Engine: fx.Engine, Keys: k, Log: quietLog()}).Handler())
 	t.Cleanup(srv.Close)
 	return st, srv, rs, keys, persons
 }
 
-// devFixture is what a load run needs: the rules, the dev keys file (raw
-// and parsed) and the registry.
-func devFixture(t *testing.T) (*rules.RuleSet, []byte, []loadgen.Key, []settlement.Person) {
+// devFixture is what a load run needs: the rules, the dev keys as the
+// load generator parses them, and the registry.
+func devFixture(t *testing.T) (*rules.RuleSet, []loadgen.Key, []settlement.Person) {
 	t.Helper()
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	raw, err := medsettle.DevKeys()
-	require.NoError(t, err)
+	raw, _, _ := storetest.DevKeys(t)
 	keys, err := loadgen.ParseKeys(bytes.NewReader(raw))
 	require.NoError(t, err)
-	persons, err := registry(rs)
-	require.NoError(t, err)
-	return rs, raw, keys, persons
+	return storetest.Rules(t), keys, storetest.Persons(t)
 }
 
 // A short run against the real server: every flow completes, nothing is
@@ -164,7 +150,7 @@ func TestRunAtRateDropsWhenCountersAreBusy(t *testing.T) {
 		_, _ = io.WriteString(w, `{"infcode":-1,"err_msg":"busy","output":null}`)
 	}))
 	t.Cleanup(slow.Close)
-	rs, _, keys, persons := devFixture(t)
+	rs, keys, persons := devFixture(t)
 	rep, err := loadgen.Run(context.Background(), loadgen.Config{URL: slow.URL, Keys: keys, Counters: 2, Duration: time.Second,
 		Rate: 50, Mix: loadgen.Mix{Pharmacy: 1, Outpatient: 1}, Rules: rs, Catalogs: medsettle.Rules(), Persons: persons, Seed: 3})
 	require.NoError(t, err)

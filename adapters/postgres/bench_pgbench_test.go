@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -45,12 +44,11 @@ func newPgbench(b *testing.B, dsn string, st *postgres.Store) *pgbench {
 	b.Helper()
 	env, err := pgtest.PGEnv(dsn)
 	require.NoError(b, err)
-	dir, err := pgtest.BinDir()
-	require.NoError(b, err)
-	bin := filepath.Join(dir, "pgbench")
-	if _, err := os.Stat(bin); err != nil {
-		if bin, err = exec.LookPath("pgbench"); err != nil {
-			b.Fatalf("pgbench not found in %s nor on PATH", dir)
+	bin, err := pgtest.Tool("pgbench")
+	if err != nil {
+		var onPath error
+		if bin, onPath = exec.LookPath("pgbench"); onPath != nil {
+			b.Fatalf("%v, nor on PATH", err)
 		}
 	}
 	// pgbench is a client: unlike initdb and postgres it runs as root, and

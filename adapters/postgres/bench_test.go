@@ -17,13 +17,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/localpg"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // benchPersons synthetic persons are added to the 120 seeded ones, so that
@@ -101,11 +101,10 @@ func newSettleBench(b *testing.B) *settleBench {
 	st, err := postgres.Open(ctx, dsn, quietLog())
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(b, err)
+	rs := storetest.Rules(b)
 	synthetic := syntheticPersons(b, rs, benchPersons)
 	require.NoError(b, st.SeedPersons(ctx, synthetic))
-	persons := append(seededPersons(b, rs), synthetic...)
+	persons := append(storetest.Persons(b), synthetic...)
 	byRegion, all := hospitalsByRegion(rs)
 	cs := &countingStore{Store: st}
 	eng := &settlement.Engine{Rules: rs, Store: cs, Now: newTickClock().Now}

@@ -20,11 +20,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // The crash test re-executes this test binary as a load generator (the
@@ -119,16 +119,6 @@ func pickHospital(r *rand.Rand, p *settlement.Person, by map[string][]string, al
 	return all[r.IntN(len(all))]
 }
 
-func seededPersons(t testing.TB, rs *rules.RuleSet) []settlement.Person {
-	t.Helper()
-	raw, err := medsettle.Persons()
-	require.NoError(t, err)
-	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
-	require.NoError(t, err)
-	require.NotEmpty(t, persons)
-	return persons
-}
-
 // withParam adds a connection parameter to a URL or keyword/value DSN.
 func withParam(dsn, key, value string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
@@ -163,10 +153,9 @@ func TestCrashSafetyChild(t *testing.T) {
 	st, err := postgres.Open(ctx, dsn, quietLog())
 	require.NoError(t, err)
 	defer st.Close()
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
+	rs := storetest.Rules(t)
 	eng := &settlement.Engine{Rules: rs, Store: st, Now: newTickClock().Now}
-	persons := seededPersons(t, rs)
+	persons := storetest.Persons(t)
 	byRegion, all := hospitalsByRegion(rs)
 
 	var outMu sync.Mutex
@@ -350,8 +339,7 @@ func TestCrashSafety(t *testing.T) {
 	st, err := postgres.Open(ctx, dsn, quietLog())
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
+	rs := storetest.Rules(t)
 	e := &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: newTickClock().Now}, store: st, rules: rs, dsn: dsn}
 
 	// The killed process's connections go away, and with them its open transactions.
@@ -547,7 +535,7 @@ func settleAfterRestart(ctx context.Context, t *testing.T, e *env, log *childLog
 		require.NoError(t, err, "settling visit %s left open by the crash", o.mdtrt)
 	}
 	r := rand.New(rand.NewPCG(seed, 1000))
-	persons := seededPersons(t, rs)
+	persons := storetest.Persons(t)
 	byRegion, all := hospitalsByRegion(rs)
 	for range 10 {
 		p := &persons[r.IntN(len(persons))]

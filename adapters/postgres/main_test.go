@@ -12,16 +12,11 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
-	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
-
-// Every test database starts migrated and seeded with the 120 registry persons.
-func TestMain(m *testing.M) { pgfixture.Main(m) }
 
 func quietLog() *slog.Logger { return pgfixture.Quiet() }
 
@@ -50,6 +45,9 @@ func periodBounds(p settlement.Period) (time.Time, time.Time) {
 	return end.AddDate(0, -1, 0), end
 }
 
+// Every test database starts migrated and seeded with the 120 registry persons.
+func TestMain(m *testing.M) { pgfixture.Main(m) }
+
 type env struct {
 	engine *settlement.Engine
 	store  *postgres.Store
@@ -61,14 +59,8 @@ type env struct {
 // newEnv gives a test its own database, store and engine, on 2026-03-15.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	dsn := pgtest.NewDB(t)
-	st, err := postgres.Open(context.Background(), dsn, quietLog())
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	c := pgfixture.NewClock(day(t, "2026-03-15"))
-	return &env{engine: &settlement.Engine{Rules: rs, Store: st, Now: c.Now}, store: st, clock: c, rules: rs, dsn: dsn}
+	fx := pgfixture.NewEnv(t, day(t, "2026-03-15"))
+	return &env{engine: fx.Engine, store: fx.Store, clock: fx.Clock, rules: fx.Rules, dsn: fx.DSN}
 }
 
 // count returns SELECT count(*) FROM table.

@@ -12,10 +12,12 @@
 package storetest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,17 +74,56 @@ func cases() []testCase {
 	}
 }
 
-// Persons are the registry persons of testdata, as a store is seeded with them.
-func Persons(t testing.TB) []settlement.Person {
+// Rules is the rule set of testdata, as the platform loads it.
+func Rules(t testing.TB) *rules.RuleSet {
 	t.Helper()
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
-	raw, err := medsettle.Persons()
-	require.NoError(t, err)
-	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
+	return rs
+}
+
+// Persons are the registry persons of testdata, as a store is seeded with them.
+func Persons(t testing.TB) []settlement.Person {
+	t.Helper()
+	persons, err := Registry(Rules(t))
 	require.NoError(t, err)
 	require.NotEmpty(t, persons)
 	return persons
+}
+
+// Registry reads the registry persons of testdata under rs; for callers
+// that are not tests (a template database's seed).
+func Registry(rs *rules.RuleSet) ([]settlement.Person, error) {
+	raw, err := medsettle.Persons()
+	if err != nil {
+		return nil, fmt.Errorf("the registry of testdata: %w", err)
+	}
+	return settlement.ParsePersons(bytes.NewReader(raw), rs)
+}
+
+// DevKeys is the dev keys file of testdata: raw (as a server or a load
+// generator reads it), loaded (as the server authenticates with it), and
+// each principal's key (fixmedins_code or bureau:admdvs), as a client
+// would be given it.
+func DevKeys(t testing.TB) ([]byte, *settlement.Keys, map[string]string) {
+	t.Helper()
+	raw, err := medsettle.DevKeys()
+	require.NoError(t, err)
+	keys, err := settlement.LoadKeys(bytes.NewReader(raw))
+	require.NoError(t, err)
+	of := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' || strings.HasPrefix(line, "principal,") {
+			continue
+		}
+		who, key, ok := strings.Cut(line, ",")
+		require.True(t, ok, line)
+		of[who] = key
+	}
+	require.NoError(t, sc.Err())
+	return raw, keys, of
 }
 
 // env is one case's store and the persons it was seeded with.

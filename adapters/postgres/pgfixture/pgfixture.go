@@ -1,20 +1,23 @@
 // Package pgfixture gives tests a store on a real PostgreSQL database that
 // is migrated and seeded with the 120 registry persons of testdata, cloned
-// per test from a template built once per test binary (see pgtest).
+// per test from a template built once per test binary (see pgtest), and
+// the engine over it: the harness the tests of postgres, httpapi, kafka,
+// loadgen and console share.
 package pgfixture
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
+	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
 // Main runs a package's tests with the seeded template; call it from TestMain.
@@ -34,11 +37,7 @@ func Prepare(ctx context.Context, dsn string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := medsettle.Persons()
-	if err != nil {
-		return err
-	}
-	persons, err := settlement.ParsePersons(bytes.NewReader(raw), rs)
+	persons, err := storetest.Registry(rs)
 	if err != nil {
 		return err
 	}
@@ -51,12 +50,35 @@ func Quiet() *slog.Logger {
 }
 
 // Store opens a store on a fresh seeded database, closed when the test ends.
-func Store(t testing.TB) *postgres.Store {
+func Store(t testing.TB) *postgres.Store { return NewEnv(t, time.Time{}).Store }
+
+// Env is one test's platform core: a fresh seeded database, its store, the
+// rule set of testdata and the engine over them.
+type Env struct {
+	DSN    string
+	Store  *postgres.Store
+	Rules  *rules.RuleSet
+	Engine *settlement.Engine
+	// Clock is the engine's time source, set at start; nil (and the engine
+	// reads time.Now) when NewEnv was given the zero time.
+	Clock *Clock
+}
+
+// NewEnv opens Env on a fresh seeded database, closed when the test ends,
+// with the engine's clock at start (the wall clock when start is zero).
+func NewEnv(t testing.TB, start time.Time) *Env {
 	t.Helper()
-	st, err := postgres.Open(context.Background(), pgtest.NewDB(t), Quiet())
+	e := &Env{DSN: pgtest.NewDB(t), Rules: storetest.Rules(t)}
+	st, err := postgres.Open(context.Background(), e.DSN, Quiet())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening the test store: %v", err)
 	}
 	t.Cleanup(st.Close)
-	return st
+	e.Store = st
+	e.Engine = &settlement.Engine{Rules: e.Rules, Store: st}
+	if !start.IsZero() {
+		e.Clock = NewClock(start)
+		e.Engine.Now = e.Clock.Now
+	}
+	return e
 }

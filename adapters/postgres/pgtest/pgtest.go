@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,3 +288,18 @@ func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 // (initdb, postgres, and on Debian also psql and pgbench), so benchmarks can
 // run pgbench from the same installation the tests use.
 func BinDir() (string, error) { return localpg.BinDir() }
+
+// Tool is the path of a PostgreSQL client program (psql, pgbench) that
+// stands next to the server binaries, or an error naming where it was
+// looked for; run it with PGEnv.
+func Tool(name string) (string, error) {
+	dir, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, name)
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("pgtest: no %s next to the server binaries in %s: %w", name, dir, err)
+	}
+	return bin, nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,11 +88,11 @@ func TestPGEnvDrivesCommandLineTools(t *testing.T) {
 	dsn := pgtest.NewDB(t)
 	env, err := pgtest.PGEnv(dsn)
 	require.NoError(t, err)
-	bin, err := pgtest.BinDir()
+	_, err = pgtest.BinDir()
 	require.NoError(t, err)
-	psql := filepath.Join(bin, "psql")
-	if _, err := os.Stat(psql); err != nil {
-		t.Skipf("no psql next to the server binaries in %s", bin)
+	psql, err := pgtest.Tool("psql")
+	if err != nil {
+		t.Skip(err)
 	}
 
 	cmd := exec.CommandContext(t.Context(), psql, "-XAtc", "SELECT count(*) FROM seeded")
