@@ -48,7 +48,7 @@ func ParsePeriod(s string) (Period, error) {
 
 // End is the first instant after the period (at the counter's time zone).
 func (p Period) End() time.Time {
-	t, _ := time.ParseInLocation("2006-01", string(p), cst)
+	t, _ := time.ParseInLocation("2006-01", string(p), rules.CST)
 	return t.AddDate(0, 1, 0)
 }
 
@@ -153,7 +153,7 @@ func (e *Engine) Statements(ctx context.Context, period Period) ([]Statement, er
 		}
 		by := map[string]*Statement{}
 		for i := range ss {
-			prov := provinceOf(ss[i].InsuredRegion)
+			prov := rules.ProvinceOf(ss[i].InsuredRegion)
 			st := by[prov]
 			if st == nil {
 				st = &Statement{Period: period, Treatment: e.Province, Insured: prov}
@@ -187,7 +187,7 @@ func (e *Engine) Confirm(ctx context.Context, st Statement) ([]Verdict, error) {
 		}
 		mine := map[string]ClearingItem{}
 		for i := range ss {
-			if provinceOf(ss[i].TreatmentRegion) != st.Treatment {
+			if rules.ProvinceOf(ss[i].TreatmentRegion) != st.Treatment {
 				continue
 			}
 			it := itemOf(&ss[i])

@@ -45,7 +45,7 @@ func quietLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = rules.CST
 
 // clock is the engine's settable time source.
 type clock struct {

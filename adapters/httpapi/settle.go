@@ -82,7 +82,7 @@ func settleOutput(a settlement.SettleAnswer, msgid string) fsi.SettleOutput {
 	}
 	setlTime := ""
 	if !a.SetlTime.IsZero() {
-		setlTime = a.SetlTime.In(cst).Format(timeLayout)
+		setlTime = a.SetlTime.In(rules.CST).Format(timeLayout)
 	}
 	return fsi.SettleOutput{Setlinfo: fsi.Setlinfo{MdtrtID: a.MdtrtID, SetlID: a.SetlID, PsnNo: a.PsnNo, SetlTime: setlTime,
 		MedType: a.MedType, Insutype: a.Insutype, MedfeeSumamt: fsi.Money(i.MedfeeSumamt), FulamtOwnpayAmt: fsi.Money(i.FulamtOwnpayAmt),

@@ -75,12 +75,10 @@ func (s *Store) ConsoleTotals(ctx context.Context, region string, from, to, clos
 	return out, nil
 }
 
-var cst = time.FixedZone("CST", 8*3600)
-
 // dayStart is the CST midnight at or after (ceil) or at or before t.
 func dayStart(t time.Time, ceil bool) time.Time {
-	y, m, d := t.In(cst).Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, cst)
+	y, m, d := t.In(rules.CST).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, rules.CST)
 	if ceil && day.Before(t) {
 		day = day.AddDate(0, 0, 1)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -72,7 +73,7 @@ func (s *Store) clearingOpen(ctx context.Context, region string, end time.Time) 
 				rows.Close()
 				return nil, err
 			}
-			prov := provinceOf(reg)
+			prov := rules.ProvinceOf(reg)
 			it := byProv[prov]
 			if it == nil {
 				it = &settlement.BureauOpenItems{Counterparty: prov, Direction: side.dir}
@@ -217,14 +218,6 @@ func (s *Store) advanceBalances(ctx context.Context, provinces []string) ([]sett
 		return nil, err
 	}
 	return out, nil
-}
-
-// provinceOf is the province of a region code (xx0000).
-func provinceOf(region string) string {
-	if len(region) < 2 {
-		return region
-	}
-	return region[:2] + "0000"
 }
 
 var _ settlement.BureauAlertReads = (*Store)(nil)
