@@ -341,16 +341,8 @@ func (s *Store) listPage(ctx context.Context, q settlement.BureauListQuery, wher
 	if err != nil {
 		return nil, fmt.Errorf("listing settlements: %w", err)
 	}
-	defer rows.Close()
-	var out []settlement.BureauListRow
-	for rows.Next() {
-		r, err := scanListRow(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanListRow)
+	if err != nil {
 		return nil, fmt.Errorf("listing settlements: %w", err)
 	}
 	if q.Before != nil {
@@ -453,17 +445,9 @@ func ledgerTxn(ctx context.Context, ptx pgx.Tx, id string) (*settlement.LedgerTx
 	if err != nil {
 		return nil, fmt.Errorf("reading entries of %s: %w", id, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var e settlement.Entry
-		var amt string
-		if err := rows.Scan(&e.Account, &amt); err != nil {
-			return nil, err
-		}
-		if e.Amount, err = money(amt); err != nil {
-			return nil, err
-		}
-		t.Entries = append(t.Entries, e)
+	t.Entries, err = collect(rows, scanEntry)
+	if err != nil {
+		return nil, err
 	}
-	return &t, rows.Err()
+	return &t, nil
 }

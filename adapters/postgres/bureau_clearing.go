@@ -201,23 +201,7 @@ func (s *Store) advanceBalances(ctx context.Context, provinces []string) ([]sett
 	if err != nil {
 		return nil, fmt.Errorf("advance balances: %w", err)
 	}
-	defer rows.Close()
-	var out []settlement.BureauBalance
-	for rows.Next() {
-		var b settlement.BureauBalance
-		var amt string
-		if err := rows.Scan(&b.Account, &amt); err != nil {
-			return nil, err
-		}
-		if b.Amount, err = money(amt); err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return collect(rows, scanBalance)
 }
 
 var _ settlement.BureauAlertReads = (*Store)(nil)
