@@ -122,23 +122,23 @@ type clearingTx interface {
 }
 
 func (e *Engine) clearingUpdate(ctx context.Context, fn func(ctx context.Context, tx clearingTx) error) error {
-	return e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		ctx2, ok := tx.(clearingTx)
-		if !ok {
-			return fmt.Errorf("the store does not support clearing")
-		}
-		return fn(ctx, ctx2)
-	})
+	return e.Store.Update(ctx, asClearing(fn))
 }
 
 func (e *Engine) clearingView(ctx context.Context, fn func(ctx context.Context, tx clearingTx) error) error {
-	return e.Store.View(ctx, func(ctx context.Context, tx Tx) error {
+	return e.Store.View(ctx, asClearing(fn))
+}
+
+// asClearing runs fn on a transaction of a store that also keeps clearing
+// records (ClearingStore), in a read-write or a read-only transaction alike.
+func asClearing(fn func(ctx context.Context, tx clearingTx) error) func(ctx context.Context, tx Tx) error {
+	return func(ctx context.Context, tx Tx) error {
 		ctx2, ok := tx.(clearingTx)
 		if !ok {
 			return fmt.Errorf("the store does not support clearing")
 		}
 		return fn(ctx, ctx2)
-	})
+	}
 }
 
 // Statements builds this province's statements for period, one per insured

@@ -507,15 +507,25 @@ func (h *Handler) otherProvinces() []string {
 	return out
 }
 
-func (h *Handler) clearing(w http.ResponseWriter, r *http.Request, v viewer) {
-	start := time.Now()
+// period is the page's ?period=YYYY-MM, this month by default; a period that
+// is not one is answered 400 here, on the page titled title.
+func (h *Handler) period(w http.ResponseWriter, r *http.Request, v viewer, title string) (settlement.Period, bool) {
 	ps := r.URL.Query().Get("period")
 	if ps == "" {
 		ps = h.today().Format("2006-01")
 	}
 	p, err := settlement.ParsePeriod(ps)
 	if err != nil {
-		h.render(w, r, v, http.StatusBadRequest, "error", "Clearing", settlement.ErrorMessage(err))
+		h.render(w, r, v, http.StatusBadRequest, "error", title, settlement.ErrorMessage(err))
+		return p, false
+	}
+	return p, true
+}
+
+func (h *Handler) clearing(w http.ResponseWriter, r *http.Request, v viewer) {
+	start := time.Now()
+	p, ok := h.period(w, r, v, "Clearing")
+	if !ok {
 		return
 	}
 	// The province's advance funds are its bureaus' business only.
@@ -579,13 +589,8 @@ func (h *Handler) auditRun(w http.ResponseWriter, r *http.Request, v viewer) {
 
 // statement serves the monthly statement of `medsettle report` (csv or html).
 func (h *Handler) statement(w http.ResponseWriter, r *http.Request, v viewer) {
-	ps := r.URL.Query().Get("period")
-	if ps == "" {
-		ps = h.today().Format("2006-01")
-	}
-	p, err := settlement.ParsePeriod(ps)
-	if err != nil {
-		h.render(w, r, v, http.StatusBadRequest, "error", "Statement", settlement.ErrorMessage(err))
+	p, ok := h.period(w, r, v, "Statement")
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
