@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -42,9 +43,6 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
-
-// cst is China Standard Time: days and months are the counter's.
-var cst = time.FixedZone("CST", 8*3600)
 
 // Monitor observes settlement events and raises alerts. Its state is per
 // person and built only from observed events. Safe for concurrent use.
@@ -209,7 +207,7 @@ func newRecord(seq int, ev settlement.SettlementEvent) *record {
 	r := &record{seq: seq, insured: ev.InsuredRegion, kind: kindOf(ev), s: Settlement{SetlID: ev.SetlID, MdtrtID: ev.MdtrtID,
 		Institution: ev.Institution, Region: ev.TreatRegion, MedType: ev.MedType, VisitKind: ev.VisitKind,
 		SetlTime: ev.SetlTime.UTC(), MedfeeSumamt: ev.Setlinfo.MedfeeSumamt}}
-	r.day = r.s.SetlTime.In(cst).Format("2006-01-02")
+	r.day = r.s.SetlTime.In(rules.CST).Format("2006-01-02")
 	r.month = r.day[:7]
 	r.merge(ev)
 	return r
@@ -347,7 +345,7 @@ func overlap(a, b *record) bool {
 
 // dayNumber is the CST calendar day of t, counted from the epoch.
 func dayNumber(t time.Time) int {
-	y, m, d := t.In(cst).Date()
+	y, m, d := t.In(rules.CST).Date()
 	return int(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 }
 
@@ -457,4 +455,4 @@ func stayText(r *record) string {
 	return fmt.Sprintf("%s (%s) %s – %s", r.s.Institution, r.s.Region, clock(r.begin), end)
 }
 
-func clock(t time.Time) string { return t.In(cst).Format("2006-01-02 15:04") }
+func clock(t time.Time) string { return t.In(rules.CST).Format("2006-01-02 15:04") }

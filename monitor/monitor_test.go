@@ -17,7 +17,7 @@ import (
 // Scripted event streams for each rule: every test states the alerts it
 // expects, exactly (rule and evidence), and clean traffic expects none.
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = rules.CST
 
 const (
 	psn     = "15010000000000000001" // insured in Hohhot (150100)

@@ -48,7 +48,7 @@ func ParsePeriod(s string) (Period, error) {
 
 // End is the first instant after the period (at the counter's time zone).
 func (p Period) End() time.Time {
-	t, _ := time.ParseInLocation("2006-01", string(p), cst)
+	t, _ := time.ParseInLocation("2006-01", string(p), rules.CST)
 	return t.AddDate(0, 1, 0)
 }
 
@@ -122,23 +122,23 @@ type clearingTx interface {
 }
 
 func (e *Engine) clearingUpdate(ctx context.Context, fn func(ctx context.Context, tx clearingTx) error) error {
-	return e.Store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		ctx2, ok := tx.(clearingTx)
-		if !ok {
-			return fmt.Errorf("the store does not support clearing")
-		}
-		return fn(ctx, ctx2)
-	})
+	return e.Store.Update(ctx, asClearing(fn))
 }
 
 func (e *Engine) clearingView(ctx context.Context, fn func(ctx context.Context, tx clearingTx) error) error {
-	return e.Store.View(ctx, func(ctx context.Context, tx Tx) error {
+	return e.Store.View(ctx, asClearing(fn))
+}
+
+// asClearing runs fn on a transaction of a store that also keeps clearing
+// records (ClearingStore), in a read-write or a read-only transaction alike.
+func asClearing(fn func(ctx context.Context, tx clearingTx) error) func(ctx context.Context, tx Tx) error {
+	return func(ctx context.Context, tx Tx) error {
 		ctx2, ok := tx.(clearingTx)
 		if !ok {
 			return fmt.Errorf("the store does not support clearing")
 		}
 		return fn(ctx, ctx2)
-	})
+	}
 }
 
 // Statements builds this province's statements for period, one per insured
@@ -153,7 +153,7 @@ func (e *Engine) Statements(ctx context.Context, period Period) ([]Statement, er
 		}
 		by := map[string]*Statement{}
 		for i := range ss {
-			prov := provinceOf(ss[i].InsuredRegion)
+			prov := rules.ProvinceOf(ss[i].InsuredRegion)
 			st := by[prov]
 			if st == nil {
 				st = &Statement{Period: period, Treatment: e.Province, Insured: prov}
@@ -187,7 +187,7 @@ func (e *Engine) Confirm(ctx context.Context, st Statement) ([]Verdict, error) {
 		}
 		mine := map[string]ClearingItem{}
 		for i := range ss {
-			if provinceOf(ss[i].TreatmentRegion) != st.Treatment {
+			if rules.ProvinceOf(ss[i].TreatmentRegion) != st.Treatment {
 				continue
 			}
 			it := itemOf(&ss[i])

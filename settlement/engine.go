@@ -24,13 +24,9 @@ import (
 	"github.com/medsettle/medsettle/rules"
 )
 
-// China Standard Time: a settlement's date, and so its policy version and its
-// counters' year, is the date at the counter.
-var cst = time.FixedZone("CST", 8*3600)
-
 // DateOf is the calendar day of t at the counter.
 func DateOf(t time.Time) rules.Date {
-	y, m, d := t.In(cst).Date()
+	y, m, d := t.In(rules.CST).Date()
 	return rules.Date(y*10000 + int(m)*100 + d)
 }
 

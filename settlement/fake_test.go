@@ -235,6 +235,6 @@ func fakeEngine(t *testing.T) (*Engine, *fakeTx) {
 	ps, err := ParsePersons(f, rs)
 	require.NoError(t, err)
 	tx := newFakeTx(ps)
-	now := time.Date(2026, 3, 15, 10, 0, 0, 0, cst)
+	now := time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST)
 	return &Engine{Rules: rs, Store: &fakeStore{tx: tx}, Province: "150000", Now: func() time.Time { return now }}, tx
 }

@@ -30,7 +30,7 @@ const (
 	wuhanResident  = "42010000000000000044" // resident (390) insured in Wuhan (Hubei, 420000)
 )
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = rules.CST
 
 // clock is a settable time source (engines read it concurrently with the hub's goroutines).
 type clock struct{ t atomic.Pointer[time.Time] }

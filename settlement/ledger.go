@@ -150,26 +150,18 @@ func SettlementEntries(s *Settlement) []Entry {
 	switch s.Role {
 	case RoleTreatment:
 		// What the funds and the account pay is owed by the insured province.
-		add(ClearingAccount(provinceOf(s.InsuredRegion)), i.FundPaySumamt+i.AcctPay)
+		add(ClearingAccount(rules.ProvinceOf(s.InsuredRegion)), i.FundPaySumamt+i.AcctPay)
 		add(CashAccount(s.Institution), i.PsnCashPay)
 		add(MedinsAccount(s.Institution), -i.MedfeeSumamt)
 	case RoleInsured:
 		paid()
-		add(ClearingAccount(provinceOf(s.TreatmentRegion)), -(i.FundPaySumamt + i.AcctPay))
+		add(ClearingAccount(rules.ProvinceOf(s.TreatmentRegion)), -(i.FundPaySumamt + i.AcctPay))
 	default:
 		paid()
 		add(CashAccount(s.Institution), i.PsnCashPay)
 		add(MedinsAccount(s.Institution), -i.MedfeeSumamt)
 	}
 	return es
-}
-
-// provinceOf is the province code of a region code (xx0000).
-func provinceOf(region string) string {
-	if len(region) < 2 {
-		return region
-	}
-	return region[:2] + "0000"
 }
 
 // ChainHead is the last link of a chain: advanced with every transaction appended.

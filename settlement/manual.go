@@ -69,7 +69,7 @@ func (e *Engine) ManualSettle(ctx context.Context, c ManualClaim) (SettleAnswer,
 		return SettleAnswer{}, Errorf(EINVALID, "fixmedins_code %q is not a designated institution", c.Institution)
 	}
 	// Lines are classified against the catalog of the day of care.
-	service := time.Date(day.Year(), time.Month(int(day)/100%100), int(day)%100, 12, 0, 0, 0, cst)
+	service := time.Date(day.Year(), time.Month(int(day)/100%100), int(day)%100, 12, 0, 0, 0, rules.CST)
 	lines := make([]LineInput, len(c.Lines))
 	for i, l := range c.Lines {
 		if l.FeeTime.IsZero() {

@@ -24,8 +24,8 @@ type PeriodQuery struct {
 
 // Bounds returns the period as [start, end) instants.
 func (q PeriodQuery) Bounds() (time.Time, time.Time) {
-	start := time.Date(q.From.Year(), time.Month(int(q.From)/100%100), int(q.From)%100, 0, 0, 0, 0, cst)
-	end := time.Date(q.To.Year(), time.Month(int(q.To)/100%100), int(q.To)%100, 0, 0, 0, 0, cst).AddDate(0, 0, 1)
+	start := time.Date(q.From.Year(), time.Month(int(q.From)/100%100), int(q.From)%100, 0, 0, 0, 0, rules.CST)
+	end := time.Date(q.To.Year(), time.Month(int(q.To)/100%100), int(q.To)%100, 0, 0, 0, 0, rules.CST).AddDate(0, 0, 1)
 	return start, end
 }
 

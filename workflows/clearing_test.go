@@ -85,7 +85,7 @@ func TestMonthlyClearing(t *testing.T) {
 	tc := ts.GetDefaultClient()
 	hub := national.New(rs)
 	var now atomic.Value
-	now.Store(time.Date(2026, 3, 10, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)))
+	now.Store(time.Date(2026, 3, 10, 10, 0, 0, 0, rules.CST))
 	clock := func() time.Time { return now.Load().(time.Time) }
 
 	provinces := []string{"150000", "420000", "230000"}
@@ -137,7 +137,7 @@ func TestMonthlyClearing(t *testing.T) {
 	}
 
 	// The clearing runs at the start of April.
-	now.Store(time.Date(2026, 4, 2, 9, 0, 0, 0, time.FixedZone("CST", 8*3600)))
+	now.Store(time.Date(2026, 4, 2, 9, 0, 0, 0, rules.CST))
 	peers["150000"].misstate = misstated  // Hohhot overstates one Wuhan item: disputed
 	peers["420000"].failAfterPay.Store(1) // Wuhan pays, then its worker dies before reporting
 	peers["420000"].stallConfirm.Store(1) // and the first confirmation hangs: the worker is replaced
@@ -194,7 +194,7 @@ func TestMonthlyClearing(t *testing.T) {
 
 	// April: everyone answers, the statement is right; what was carried clears.
 	peers["150000"].misstate, peers["150000"].neverConfirm = "", false
-	now.Store(time.Date(2026, 5, 2, 9, 0, 0, 0, time.FixedZone("CST", 8*3600)))
+	now.Store(time.Date(2026, 5, 2, 9, 0, 0, 0, rules.CST))
 	run, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-04"), TaskQueue: workflows.HubTaskQueue},
 		workflows.ClearingWorkflow, workflows.ClearingInput{Period: "2026-04", Provinces: provinces, ActivityTimeout: 3 * time.Second})
 	require.NoError(t, err)

@@ -47,7 +47,7 @@ func TestReversalWorkflowOnTemporal(t *testing.T) {
 	tc := ts.GetDefaultClient()
 
 	hub := hubsim.New(rs)
-	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)) }
+	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST) }
 	stores := map[string]*postgres.Store{}
 	engines := map[string]*settlement.Engine{}
 	for _, prov := range []string{"150000", "420000"} {

@@ -25,7 +25,7 @@ import (
 
 func TestMain(m *testing.M) { pgfixture.Main(m) }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = rules.CST
 
 const (
 	hohhotHospital = "H15010000011"

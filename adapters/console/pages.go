@@ -31,19 +31,19 @@ type dateRange struct {
 }
 
 func (h *Handler) today() time.Time {
-	y, m, d := h.cfg.Now().In(CST).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, CST)
+	y, m, d := h.cfg.Now().In(rules.CST).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, rules.CST)
 }
 
 // closedBefore is the start of yesterday: days before it are over (with a
 // day's margin for what is settled around midnight).
 func (h *Handler) closedBefore() time.Time { return ClosedBefore(h.cfg.Now()) }
 
-// ClosedBefore is the start of the day before now's (CST): the days
+// ClosedBefore is the start of the day before now's (rules.CST): the days
 // before it no longer change.
 func ClosedBefore(now time.Time) time.Time {
-	y, m, d := now.In(CST).Date()
-	return time.Date(y, m, d-1, 0, 0, 0, 0, CST)
+	y, m, d := now.In(rules.CST).Date()
+	return time.Date(y, m, d-1, 0, 0, 0, 0, rules.CST)
 }
 
 func (h *Handler) parseRange(q url.Values, defaultMonth bool) (dateRange, error) {
@@ -87,7 +87,7 @@ func (h *Handler) parseRange(q url.Values, defaultMonth bool) (dateRange, error)
 		r.From, r.To = f, t.AddDate(0, 0, 1)
 	case defaultMonth:
 		today := h.today()
-		r.From = time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, CST)
+		r.From = time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, rules.CST)
 		r.To = r.From.AddDate(0, 1, 0)
 		r.Period, r.Label = r.From.Format("2006-01"), "month "+r.From.Format("2006-01")
 	default:
@@ -147,7 +147,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, v viewer) {
 	today := h.today()
 	d.Today = "day=" + today.Format("2006-01-02")
 	d.ThisMonth = "period=" + today.Format("2006-01")
-	d.LastMonth = "period=" + time.Date(today.Year(), today.Month()-1, 1, 0, 0, 0, 0, CST).Format("2006-01")
+	d.LastMonth = "period=" + time.Date(today.Year(), today.Month()-1, 1, 0, 0, 0, 0, rules.CST).Format("2006-01")
 	d.Elapsed = time.Since(start)
 	h.render(w, r, v, http.StatusOK, "dashboard", "Dashboard", d)
 }
@@ -507,19 +507,29 @@ func (h *Handler) otherProvinces() []string {
 	return out
 }
 
-func (h *Handler) clearing(w http.ResponseWriter, r *http.Request, v viewer) {
-	start := time.Now()
+// period is the page's ?period=YYYY-MM, this month by default; a period that
+// is not one is answered 400 here, on the page titled title.
+func (h *Handler) period(w http.ResponseWriter, r *http.Request, v viewer, title string) (settlement.Period, bool) {
 	ps := r.URL.Query().Get("period")
 	if ps == "" {
 		ps = h.today().Format("2006-01")
 	}
 	p, err := settlement.ParsePeriod(ps)
 	if err != nil {
-		h.render(w, r, v, http.StatusBadRequest, "error", "Clearing", settlement.ErrorMessage(err))
+		h.render(w, r, v, http.StatusBadRequest, "error", title, settlement.ErrorMessage(err))
+		return p, false
+	}
+	return p, true
+}
+
+func (h *Handler) clearing(w http.ResponseWriter, r *http.Request, v viewer) {
+	start := time.Now()
+	p, ok := h.period(w, r, v, "Clearing")
+	if !ok {
 		return
 	}
 	// The province's advance funds are its bureaus' business only.
-	own := h.cfg.Province != "" && provinceOf(v.Region) == h.cfg.Province
+	own := h.cfg.Province != "" && rules.ProvinceOf(v.Region) == h.cfg.Province
 	var provs []string
 	if own {
 		provs = h.otherProvinces()
@@ -579,13 +589,8 @@ func (h *Handler) auditRun(w http.ResponseWriter, r *http.Request, v viewer) {
 
 // statement serves the monthly statement of `medsettle report` (csv or html).
 func (h *Handler) statement(w http.ResponseWriter, r *http.Request, v viewer) {
-	ps := r.URL.Query().Get("period")
-	if ps == "" {
-		ps = h.today().Format("2006-01")
-	}
-	p, err := settlement.ParsePeriod(ps)
-	if err != nil {
-		h.render(w, r, v, http.StatusBadRequest, "error", "Statement", settlement.ErrorMessage(err))
+	p, ok := h.period(w, r, v, "Statement")
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)

@@ -50,21 +50,21 @@ func BuildStatement(ctx context.Context, rd settlement.BureauReads, rs *rules.Ru
 	st.ByMedType, st.Insured = groupBy(t.Insured, func(r settlement.BureauTotalsRow) string { return r.MedType }, medTypeName)
 	st.Funds = Funds(st.Insured)
 	st.Institutions, st.Treated = groupBy(t.Treated, func(r settlement.BureauTotalsRow) string { return r.Institution }, func(c string) string { return instName(rs, c) })
-	own := provinceOf(region)
+	own := rules.ProvinceOf(region)
 	var rec, pay []settlement.BureauTotalsRow
 	for _, r := range t.Treated {
-		if provinceOf(r.InsuredRegion) != own {
+		if rules.ProvinceOf(r.InsuredRegion) != own {
 			rec = append(rec, r)
 		}
 	}
 	for _, r := range t.Insured {
-		if provinceOf(r.TreatmentRegion) != own {
+		if rules.ProvinceOf(r.TreatmentRegion) != own {
 			pay = append(pay, r)
 		}
 	}
 	label := func(c string) string { return regionName(rs, c) }
-	st.Receivables, st.ReceivableTotal = groupBy(rec, func(r settlement.BureauTotalsRow) string { return provinceOf(r.InsuredRegion) }, label)
-	st.Payables, st.PayableTotal = groupBy(pay, func(r settlement.BureauTotalsRow) string { return provinceOf(r.TreatmentRegion) }, label)
+	st.Receivables, st.ReceivableTotal = groupBy(rec, func(r settlement.BureauTotalsRow) string { return rules.ProvinceOf(r.InsuredRegion) }, label)
+	st.Payables, st.PayableTotal = groupBy(pay, func(r settlement.BureauTotalsRow) string { return rules.ProvinceOf(r.TreatmentRegion) }, label)
 	return st, nil
 }
 
@@ -81,7 +81,7 @@ func csvRow(section, code, name string, s settlement.Sums) []string {
 func (st *Statement) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"# medsettle monthly statement", "region " + st.Region, st.RegionName, "period " + string(st.Period),
-		"from " + st.From.Format(time.RFC3339), "to " + st.To.Format(time.RFC3339), "generated " + st.Generated.In(CST).Format(time.RFC3339)})
+		"from " + st.From.Format(time.RFC3339), "to " + st.To.Format(time.RFC3339), "generated " + st.Generated.In(rules.CST).Format(time.RFC3339)})
 	_ = cw.Write(csvHeader)
 	for _, g := range st.ByMedType {
 		_ = cw.Write(csvRow("fund_by_med_type", g.Key, g.Label, g.Sums))
@@ -112,9 +112,9 @@ var reportFS embed.FS
 var statementTmpl = template.Must(template.New("statement.html").Funcs(template.FuncMap{
 	"money":   FormatMoney,
 	"medtype": medTypeName,
-	"ts":      func(t time.Time) string { return t.In(CST).Format("2006-01-02 15:04:05") },
-	"date":    func(t time.Time) string { return t.In(CST).Format("2006-01-02") },
-	"lastday": func(t time.Time) string { return t.Add(-time.Second).In(CST).Format("2006-01-02") },
+	"ts":      func(t time.Time) string { return t.In(rules.CST).Format("2006-01-02 15:04:05") },
+	"date":    func(t time.Time) string { return t.In(rules.CST).Format("2006-01-02") },
+	"lastday": func(t time.Time) string { return t.Add(-time.Second).In(rules.CST).Format("2006-01-02") },
 }).ParseFS(reportFS, "report/statement.html"))
 
 // WriteHTML writes the statement as a printable page (A4, print styles; a

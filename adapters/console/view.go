@@ -11,12 +11,9 @@ import (
 	"github.com/medsettle/medsettle/settlement"
 )
 
-// CST is the time zone of the counters: days and months are theirs.
-var CST = time.FixedZone("CST", 8*3600)
-
 // Day returns midnight at the counter of a yyyy-mm-dd date.
 func Day(s string) (time.Time, error) {
-	t, err := time.ParseInLocation("2006-01-02", s, CST)
+	t, err := time.ParseInLocation("2006-01-02", s, rules.CST)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not a date (yyyy-mm-dd)", s)
 	}
@@ -95,27 +92,20 @@ func regionName(rs *rules.RuleSet, code string) string {
 	return ""
 }
 
-func provinceOf(region string) string {
-	if len(region) < 2 {
-		return region
-	}
-	return region[:2] + "0000"
-}
-
 func (h *Handler) funcs() template.FuncMap {
 	return template.FuncMap{
 		"money":    FormatMoney,
 		"medtype":  medTypeName,
 		"inst":     h.instName,
 		"region":   func(c string) string { return regionName(h.cfg.Rules, c) },
-		"province": provinceOf,
+		"province": rules.ProvinceOf,
 		"ts": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
 			}
-			return t.In(CST).Format("2006-01-02 15:04:05")
+			return t.In(rules.CST).Format("2006-01-02 15:04:05")
 		},
-		"date": func(t time.Time) string { return t.In(CST).Format("2006-01-02") },
+		"date": func(t time.Time) string { return t.In(rules.CST).Format("2006-01-02") },
 		"short": func(s string) string {
 			if len(s) > 12 {
 				return s[:12] + "…"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/medsettle/medsettle/monitor"
+	"github.com/medsettle/medsettle/rules"
 )
 
 // AlertQuery is the read side of the fund-supervision monitor's alerts
@@ -110,7 +111,7 @@ func alertsTime(name, s string, upper bool) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if d, err := time.ParseInLocation("2006-01-02", s, cst); err == nil {
+	if d, err := time.ParseInLocation("2006-01-02", s, rules.CST); err == nil {
 		if upper {
 			d = d.AddDate(0, 0, 1)
 		}

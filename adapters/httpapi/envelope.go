@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/medsettle/medsettle/adapters/fsi"
+	"github.com/medsettle/medsettle/rules"
 )
 
 // Path is the one endpoint of the national interface.
@@ -168,11 +169,9 @@ func parseTime(path, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.ParseInLocation(timeLayout, s, cst)
+	t, err := time.ParseInLocation(timeLayout, s, rules.CST)
 	if err != nil || len(s) != len(timeLayout) { // Go's parser would take fractional seconds too
 		return time.Time{}, refuse("%s %q is not a yyyy-MM-dd HH:mm:ss time", path, s)
 	}
 	return t, nil
 }
-
-var cst = fsi.CST

@@ -204,7 +204,7 @@ func FuzzHelpers(f *testing.F) {
 			}
 		default:
 			// Go's parser also takes fractional seconds; the time itself must be what was written.
-			if got := tm.In(cst).Format(timeLayout); len(ts) < 19 || got != ts[:19] {
+			if got := tm.In(rules.CST).Format(timeLayout); len(ts) < 19 || got != ts[:19] {
 				t.Fatalf("parseTime(%q) = %s", ts, got)
 			}
 		}

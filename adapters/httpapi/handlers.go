@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/medsettle/medsettle/adapters/fsi"
+	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -68,7 +69,7 @@ func signIn(s *Server, c *call) (any, error) {
 	if err := required("input.signIn.opter_no", in.SignIn.OpterNo); err != nil {
 		return nil, err
 	}
-	now := time.Now().In(cst)
+	now := time.Now().In(rules.CST)
 	// The key already authenticates every call; sign_no is issued for
 	// integrations that send it back, and identifies the operator's session in logs.
 	var out fsi.SignInOutput
@@ -105,7 +106,7 @@ func personInfo(s *Server, c *call) (any, error) {
 	brdy := p.Certno[6:10] + "-" + p.Certno[10:12] + "-" + p.Certno[12:14]
 	age := 0
 	if b, err := time.Parse("2006-01-02", brdy); err == nil {
-		now := s.now().In(cst)
+		now := s.now().In(rules.CST)
 		age = now.Year() - b.Year()
 		if now.Month() < b.Month() || (now.Month() == b.Month() && now.Day() < b.Day()) {
 			age-- // the birthday is still to come this year (YearDay would be off by one in leap years)

@@ -27,7 +27,7 @@ import (
 
 func quietLog() *slog.Logger { return pgfixture.Quiet() }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = rules.CST
 
 // clock is the engine's settable time source.
 type clock = pgfixture.Clock

@@ -139,7 +139,7 @@ func cumulative(s *Server, c *call) (any, error) {
 	if err := required("input.data.psn_no", d.PsnNo); err != nil {
 		return nil, err
 	}
-	year := s.now().In(cst).Year()
+	year := s.now().In(rules.CST).Year()
 	if d.CumYm != "" {
 		t, err := time.Parse("200601", d.CumYm)
 		if err != nil {

@@ -38,8 +38,8 @@ func (pr *ProvinceRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if target == nil {
 		now := time.Now()
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		_ = json.NewEncoder(w).Encode(fsi.Answer{Infcode: -1, InfRefmsgid: refmsgid(now), RefmsgTime: now.In(cst).Format(timeLayout),
-			RespondTime: now.In(cst).Format(timeLayout), ErrMsg: "fixmedins_code " + quote(code) + " is not an institution of any platform here"})
+		_ = json.NewEncoder(w).Encode(fsi.Answer{Infcode: -1, InfRefmsgid: refmsgid(now), RefmsgTime: now.In(rules.CST).Format(timeLayout),
+			RespondTime: now.In(rules.CST).Format(timeLayout), ErrMsg: "fixmedins_code " + quote(code) + " is not an institution of any platform here"})
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/medsettle/medsettle/adapters/fsi"
+	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -84,11 +85,11 @@ type call struct {
 
 func (s *Server) callService(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ans := fsi.Answer{InfRefmsgid: refmsgid(start), RefmsgTime: start.In(cst).Format(timeLayout + ".000")}
+	ans := fsi.Answer{InfRefmsgid: refmsgid(start), RefmsgTime: start.In(rules.CST).Format(timeLayout + ".000")}
 	infno := "unknown"
 	status := http.StatusOK
 	defer func() {
-		ans.RespondTime = time.Now().In(cst).Format(timeLayout + ".000")
+		ans.RespondTime = time.Now().In(rules.CST).Format(timeLayout + ".000")
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(ans)
@@ -218,7 +219,7 @@ func (s *Server) now() time.Time {
 func refmsgid(t time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return t.In(cst).Format("20060102150405") + hex.EncodeToString(b[:])
+	return t.In(rules.CST).Format("20060102150405") + hex.EncodeToString(b[:])
 }
 
 func quote(s string) string {

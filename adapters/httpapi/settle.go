@@ -51,17 +51,20 @@ func settle(commit bool) func(s *Server, c *call) (any, error) {
 		}
 		si := settlement.SettleInput{MdtrtID: d.MdtrtID, PsnNo: d.PsnNo, MedType: d.MedType, Insutype: d.Insutype,
 			MedfeeSumamt: d.MedfeeSumamt.S, UseAccount: useAcct}
-		var a settlement.SettleAnswer
 		if commit {
-			a, err = s.Engine.Settle(c.ctx, c.msg, si)
-		} else {
-			a, err = s.Engine.PreSettle(c.ctx, c.env.FixmedinsCode, si)
+			return c.settled(s.Engine.Settle(c.ctx, c.msg, si))
 		}
-		if err != nil {
-			return nil, err
-		}
-		return settleOutput(a, c.env.Msgid), nil
+		return c.settled(s.Engine.PreSettle(c.ctx, c.env.FixmedinsCode, si))
 	}
+}
+
+// settled answers the call with a settlement (or a preview or a reversal of
+// one), or with the engine's refusal.
+func (c *call) settled(a settlement.SettleAnswer, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return settleOutput(a, c.env.Msgid), nil
 }
 
 // settleOutput is a settlement's answer as the counter reads it.
@@ -82,7 +85,7 @@ func settleOutput(a settlement.SettleAnswer, msgid string) fsi.SettleOutput {
 	}
 	setlTime := ""
 	if !a.SetlTime.IsZero() {
-		setlTime = a.SetlTime.In(cst).Format(timeLayout)
+		setlTime = a.SetlTime.In(rules.CST).Format(timeLayout)
 	}
 	return fsi.SettleOutput{Setlinfo: fsi.Setlinfo{MdtrtID: a.MdtrtID, SetlID: a.SetlID, PsnNo: a.PsnNo, SetlTime: setlTime,
 		MedType: a.MedType, Insutype: a.Insutype, MedfeeSumamt: fsi.Money(i.MedfeeSumamt), FulamtOwnpayAmt: fsi.Money(i.FulamtOwnpayAmt),
@@ -113,12 +116,8 @@ func cancelSettlement(s *Server, c *call) (any, error) {
 			return nil, err
 		}
 	}
-	a, err := s.Engine.Cancel(c.ctx, c.msg, settlement.CancelInput{SetlID: d.SetlID, MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
-		MedTypes: cancelsMedTypes[c.env.Infno]})
-	if err != nil {
-		return nil, err
-	}
-	return settleOutput(a, c.env.Msgid), nil
+	return c.settled(s.Engine.Cancel(c.ctx, c.msg, settlement.CancelInput{SetlID: d.SetlID, MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
+		MedTypes: cancelsMedTypes[c.env.Infno]}))
 }
 
 // --- 2101 / 2102 ---
@@ -149,16 +148,10 @@ func pharmacy(commit bool) func(s *Server, c *call) (any, error) {
 		}
 		pi := settlement.PharmacyInput{PsnNo: d.PsnNo, Insutype: d.Insutype, MedfeeSumamt: d.MedfeeSumamt.S,
 			UseAccount: useAcct, Lines: lines}
-		var a settlement.SettleAnswer
 		if commit {
-			a, err = s.Engine.PharmacySettle(c.ctx, c.msg, pi)
-		} else {
-			a, err = s.Engine.PharmacyPreSettle(c.ctx, c.env.FixmedinsCode, pi)
+			return c.settled(s.Engine.PharmacySettle(c.ctx, c.msg, pi))
 		}
-		if err != nil {
-			return nil, err
-		}
-		return settleOutput(a, c.env.Msgid), nil
+		return c.settled(s.Engine.PharmacyPreSettle(c.ctx, c.env.FixmedinsCode, pi))
 	}
 }
 

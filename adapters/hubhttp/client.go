@@ -2,7 +2,6 @@ package hubhttp
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -42,28 +41,10 @@ func (c *Client) call(path, what string) *call {
 
 // Settle implements settlement.Hub.
 func (c *Client) Settle(ctx context.Context, rc settlement.RemoteClaim) (settlement.RemoteAnswer, error) {
-	what := "settle msgid " + rc.Msgid
-	if rc.Preview {
-		what = "preview of visit " + rc.MdtrtID
-	}
-	var a settlement.RemoteAnswer
-	w, err := toWire(rc)
-	if err != nil {
-		return settlement.RemoteAnswer{}, fmt.Errorf("hubhttp: %s: not sent: %w", what, err)
-	}
-	if err := c.call(SettlePath, what).do(ctx, w, &a); err != nil {
-		return settlement.RemoteAnswer{}, err
-	}
-	return a, nil
+	return sendClaim(ctx, c.call, SettlePath, rc)
 }
 
 // Reverse implements settlement.Hub.
 func (c *Client) Reverse(ctx context.Context, r settlement.RemoteReverse) (settlement.RemoteReverseAnswer, error) {
-	var a settlement.RemoteReverseAnswer
-	cl := c.call(ReversePath, "reverse msgid "+r.Msgid)
-	cl.mustGoThrough = true
-	if err := cl.do(ctx, r, &a); err != nil {
-		return settlement.RemoteReverseAnswer{}, err
-	}
-	return a, nil
+	return sendReverse(ctx, c.call, ReversePath, r)
 }

@@ -162,6 +162,21 @@ func toWire(c settlement.RemoteClaim) (wireClaim, error) {
 	return w, nil
 }
 
+// decodeClaim reads a wire claim from the body; a claim that is not one is
+// answered 400 here, whether the hub or a province received it.
+func decodeClaim(w http.ResponseWriter, r *http.Request) (settlement.RemoteClaim, bool) {
+	var wc wireClaim
+	if !decodeBody(w, r, &wc) {
+		return settlement.RemoteClaim{}, false
+	}
+	c, err := wc.claim()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, settlement.EINVALID, "%v", err)
+		return settlement.RemoteClaim{}, false
+	}
+	return c, true
+}
+
 func (w wireClaim) claim() (settlement.RemoteClaim, error) {
 	c := w.RemoteClaim
 	c.Lines = nil
@@ -193,6 +208,36 @@ func (w wireClaim) claim() (settlement.RemoteClaim, error) {
 // this package's decision.
 var defaultHTTPClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// sendClaim posts a claim (or its preview) to path: the province's request to
+// the hub and the hub's to the insured province are the same exchange.
+func sendClaim(ctx context.Context, newCall func(path, what string) *call, path string, rc settlement.RemoteClaim) (settlement.RemoteAnswer, error) {
+	what := "settle msgid " + rc.Msgid
+	if rc.Preview {
+		what = "preview of visit " + rc.MdtrtID
+	}
+	var a settlement.RemoteAnswer
+	w, err := toWire(rc)
+	if err != nil {
+		return settlement.RemoteAnswer{}, fmt.Errorf("hubhttp: %s: not sent: %w", what, err)
+	}
+	if err := newCall(path, what).do(ctx, w, &a); err != nil {
+		return settlement.RemoteAnswer{}, err
+	}
+	return a, nil
+}
+
+// sendReverse posts a reversal to path; it must go through (mustGoThrough),
+// whichever side sends it.
+func sendReverse(ctx context.Context, newCall func(path, what string) *call, path string, r settlement.RemoteReverse) (settlement.RemoteReverseAnswer, error) {
+	var a settlement.RemoteReverseAnswer
+	cl := newCall(path, "reverse msgid "+r.Msgid)
+	cl.mustGoThrough = true
+	if err := cl.do(ctx, r, &a); err != nil {
+		return settlement.RemoteReverseAnswer{}, err
+	}
+	return a, nil
 }
 
 // call is one POST: in as JSON, out decoded from the envelope's answer.

@@ -2,7 +2,6 @@ package hubhttp
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -55,13 +54,8 @@ func (h *peerHandler) settle(w http.ResponseWriter, r *http.Request) {
 	if !h.auth(w, r) {
 		return
 	}
-	var wc wireClaim
-	if !decodeBody(w, r, &wc) {
-		return
-	}
-	c, err := wc.claim()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, settlement.EINVALID, "%v", err)
+	c, ok := decodeClaim(w, r)
+	if !ok {
 		return
 	}
 	a, err := h.peer.SettleForHub(r.Context(), c)
@@ -106,28 +100,10 @@ func (p *PeerClient) call(path, what string) *call {
 
 // SettleForHub implements settlement.HubPeer.
 func (p *PeerClient) SettleForHub(ctx context.Context, c settlement.RemoteClaim) (settlement.RemoteAnswer, error) {
-	what := "settle msgid " + c.Msgid
-	if c.Preview {
-		what = "preview of visit " + c.MdtrtID
-	}
-	var a settlement.RemoteAnswer
-	w, err := toWire(c)
-	if err != nil {
-		return settlement.RemoteAnswer{}, fmt.Errorf("hubhttp: %s: not sent: %w", what, err)
-	}
-	if err := p.call(PeerSettlePath, what).do(ctx, w, &a); err != nil {
-		return settlement.RemoteAnswer{}, err
-	}
-	return a, nil
+	return sendClaim(ctx, p.call, PeerSettlePath, c)
 }
 
 // ReverseForHub implements settlement.HubPeer.
 func (p *PeerClient) ReverseForHub(ctx context.Context, r settlement.RemoteReverse) (settlement.RemoteReverseAnswer, error) {
-	var a settlement.RemoteReverseAnswer
-	cl := p.call(PeerReversePath, "reverse msgid "+r.Msgid)
-	cl.mustGoThrough = true
-	if err := cl.do(ctx, r, &a); err != nil {
-		return settlement.RemoteReverseAnswer{}, err
-	}
-	return a, nil
+	return sendReverse(ctx, p.call, PeerReversePath, r)
 }

@@ -146,13 +146,8 @@ func (s *Server) settle(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var wc wireClaim
-	if !decodeBody(w, r, &wc) {
-		return
-	}
-	c, err := wc.claim()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, settlement.EINVALID, "%v", err)
+	c, ok := decodeClaim(w, r)
+	if !ok {
 		return
 	}
 	if c.TreatmentProvince != p {

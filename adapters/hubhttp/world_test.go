@@ -106,7 +106,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	t.Cleanup(hubTS.Close)
 	w := &world{rules: rs, sim: sim, hub: hub, hubURL: hubTS.URL, prov: map[string]*province{},
 		admin: &hubhttp.Admin{URL: hubTS.URL, Token: adminToken}}
-	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)) }
+	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST) }
 	for _, code := range provinces {
 		st := pgfixture.Store(t)
 		cl := &hubhttp.Client{URL: hubTS.URL, Province: code, Token: provinceToken(code), Timeout: o.clientTimeout}

@@ -51,7 +51,7 @@ func newWorld(t *testing.T) *world {
 	require.NoError(t, err)
 	hub := hubsim.New(rs)
 	hub.DelayBy = 300 * time.Millisecond
-	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)) }
+	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST) }
 	open := func(prov string) province {
 		st := pgfixture.Store(t)
 		e := &settlement.Engine{Rules: rs, Store: st, Province: prov, Hub: hub.For(prov), Now: now}

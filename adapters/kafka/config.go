@@ -144,3 +144,33 @@ func Ping(ctx context.Context, opts []kgo.Opt, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// The zero value of a field of IntakeConfig, RelayConfig or MonitorConsumer
+// means its default; these set it.
+
+// orDefault sets *p to def when *p is the zero value.
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// positiveOr sets *p to def when *p is zero or negative.
+func positiveOr[T int | int64 | time.Duration](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
+}
+
+// lingerOr is how long a producer lingers: zero means def, a negative value
+// not at all.
+func lingerOr(linger, def time.Duration) time.Duration {
+	switch {
+	case linger == 0:
+		return def
+	case linger < 0:
+		return 0
+	}
+	return linger
+}

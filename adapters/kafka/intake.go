@@ -69,27 +69,13 @@ type IntakeConfig struct {
 }
 
 func (c *IntakeConfig) defaults() {
-	if c.Group == "" {
-		c.Group = IntakeGroup
-	}
-	if c.Topic == "" {
-		c.Topic = TopicClaims
-	}
-	if c.ResultsTopic == "" {
-		c.ResultsTopic = TopicClaimResults
-	}
-	if c.DLQTopic == "" {
-		c.DLQTopic = TopicClaimsDLQ
-	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-	}
-	if c.MaxPoll <= 0 {
-		c.MaxPoll = 500
-	}
-	if c.Log == nil {
-		c.Log = slog.Default()
-	}
+	orDefault(&c.Group, IntakeGroup)
+	orDefault(&c.Topic, TopicClaims)
+	orDefault(&c.ResultsTopic, TopicClaimResults)
+	orDefault(&c.DLQTopic, TopicClaimsDLQ)
+	positiveOr(&c.Workers, 8)
+	positiveOr(&c.MaxPoll, 500)
+	orDefault(&c.Log, slog.Default())
 }
 
 // Intake settles the manual claims of medsettle.claims and answers on

@@ -95,36 +95,17 @@ func (c *MonitorConsumer) Stats() MonitorStats {
 }
 
 func (c *MonitorConsumer) defaults() {
-	if c.Group == "" {
-		c.Group = MonitorGroup
-	}
-	if c.Topic == "" {
-		c.Topic = MonitorSettlementsTopic
-	}
-	if c.AlertsTopic == "" {
-		c.AlertsTopic = MonitorAlertsTopic
-	}
+	orDefault(&c.Group, MonitorGroup)
+	orDefault(&c.Topic, MonitorSettlementsTopic)
+	orDefault(&c.AlertsTopic, MonitorAlertsTopic)
 	if c.Monitor == nil {
 		c.Monitor = monitor.New(monitor.Config{})
 	}
-	if c.Log == nil {
-		c.Log = slog.Default()
-	}
-	if c.MaxPersons <= 0 {
-		c.MaxPersons = 100_000
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 500
-	}
-	switch {
-	case c.Linger == 0:
-		c.Linger = 100 * time.Millisecond
-	case c.Linger < 0:
-		c.Linger = 0
-	}
-	if c.RetryFor <= 0 {
-		c.RetryFor = 30 * time.Second
-	}
+	orDefault(&c.Log, slog.Default())
+	positiveOr(&c.MaxPersons, 100_000)
+	positiveOr(&c.BatchSize, 500)
+	c.Linger = lingerOr(c.Linger, 100*time.Millisecond)
+	positiveOr(&c.RetryFor, 30*time.Second)
 }
 
 // Run consumes until ctx is cancelled (then it returns nil) or a step keeps

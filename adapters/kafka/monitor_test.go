@@ -114,7 +114,7 @@ func monitorHeader(r *kgo.Record, key string) string {
 // that records loaded just after it wait less (the default waits 5 s).
 var monitorFastFetch = []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}
 
-var monitorCST = time.FixedZone("CST", 8*3600)
+var monitorCST = rules.CST
 
 // monitorEv is a settled event of psnNo at inst (region) at CST time when.
 func monitorEv(id, psnNo, inst, region string, kind settlement.VisitKind, when string) settlement.SettlementEvent {

@@ -48,36 +48,19 @@ type RelayConfig struct {
 }
 
 func (c *RelayConfig) defaults() {
-	if c.Topic == "" {
-		c.Topic = TopicSettlements
-	}
+	orDefault(&c.Topic, TopicSettlements)
 	if c.Owner == "" {
 		host, _ := os.Hostname()
 		var b [3]byte
 		_, _ = rand.Read(b[:])
 		c.Owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 15 * time.Second
-	}
-	if c.Batch <= 0 {
-		c.Batch = 1000
-	}
-	if c.Parallel <= 0 {
-		c.Parallel = 4
-	}
-	if c.Poll <= 0 {
-		c.Poll = 200 * time.Millisecond
-	}
-	switch {
-	case c.Linger == 0:
-		c.Linger = c.Poll
-	case c.Linger < 0:
-		c.Linger = 0
-	}
-	if c.Log == nil {
-		c.Log = slog.Default()
-	}
+	positiveOr(&c.LeaseTTL, 15*time.Second)
+	positiveOr(&c.Batch, 1000)
+	positiveOr(&c.Parallel, 4)
+	positiveOr(&c.Poll, 200*time.Millisecond)
+	c.Linger = lingerOr(c.Linger, c.Poll)
+	orDefault(&c.Log, slog.Default())
 }
 
 // Relay publishes the outbox to Kafka: the partitions it leases, each

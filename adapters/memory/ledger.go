@@ -15,12 +15,10 @@ import (
 // Settlements, the ledger with its chain heads and outbox, the clearing.
 
 func (t *tx) Settlement(_ context.Context, setlID string) (*settlement.Settlement, error) {
-	r, ok, err := get(t, t.d.settlements, setlID)
-	if !ok {
-		return nil, err
-	}
-	s := readSettlement(r.s)
-	return &s, nil
+	return read(t, t.d.settlements, setlID, func(r settlementRow) *settlement.Settlement {
+		s := readSettlement(r.s)
+		return &s
+	})
 }
 
 // readSettlement is a settlement as read back: its detail through JSON, a
@@ -157,13 +155,11 @@ func (t *tx) Uncleared(_ context.Context, role settlement.Role, before time.Time
 }
 
 func (t *tx) ClearingRecord(_ context.Context, period settlement.Period, counterparty, kind string) (*settlement.ClearingRecord, error) {
-	r, ok, err := get(t, t.d.clearings, clearingKey{period, counterparty, kind})
-	if !ok {
-		return nil, err
-	}
-	r.Items = []byte(string(r.Items))
-	r.Created = stamp(r.Created)
-	return &r, nil
+	return read(t, t.d.clearings, clearingKey{period, counterparty, kind}, func(r settlement.ClearingRecord) *settlement.ClearingRecord {
+		r.Items = []byte(string(r.Items))
+		r.Created = stamp(r.Created)
+		return &r
+	})
 }
 
 // PutClearingRecord inserts a posting; (period, counterparty, kind) must be new.

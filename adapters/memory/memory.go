@@ -225,6 +225,16 @@ func get[K comparable, V any](t *tx, m map[K]V, k K) (v V, ok bool, err error) {
 	return v, ok, nil
 }
 
+// read is m[k] as read back through as, nil when there is none: every
+// single-row read of the store (a row that is absent is no error).
+func read[K comparable, V, T any](t *tx, m map[K]V, k K, as func(V) *T) (*T, error) {
+	v, ok, err := get(t, m, k)
+	if !ok {
+		return nil, err
+	}
+	return as(v), nil
+}
+
 // put sets m[k] = v in t, remembering what was there.
 func put[K comparable, V any](t *tx, m map[K]V, k K, v V) {
 	prev, had := m[k]

@@ -16,11 +16,7 @@ import (
 // Messages, persons and their counters, visits and their lines.
 
 func (t *tx) Message(_ context.Context, msgid string) (*settlement.Message, error) {
-	m, ok, err := get(t, t.d.messages, msgid)
-	if !ok {
-		return nil, err
-	}
-	return readMessage(m), nil
+	return read(t, t.d.messages, msgid, readMessage)
 }
 
 // readMessage is a message as read back: its answer a copy of the text.
@@ -61,11 +57,7 @@ func (t *tx) PutMessage(_ context.Context, m *settlement.Message) error {
 }
 
 func (t *tx) Person(_ context.Context, psnNo string) (*settlement.Person, error) {
-	p, ok, err := get(t, t.d.persons, psnNo)
-	if !ok {
-		return nil, err
-	}
-	return readPerson(p), nil
+	return read(t, t.d.persons, psnNo, readPerson)
 }
 
 // readPerson is a registry row as read back: a registration's end is read
@@ -170,12 +162,10 @@ func (t *tx) PutCounters(_ context.Context, yc settlement.YearCounters) error {
 }
 
 func (t *tx) Visit(_ context.Context, mdtrtID string) (*settlement.Visit, error) {
-	v, ok, err := get(t, t.d.visits, mdtrtID)
-	if !ok {
-		return nil, err
-	}
-	v.Begin, v.End = stamp(v.Begin), stamp(v.End)
-	return &v, nil
+	return read(t, t.d.visits, mdtrtID, func(v settlement.Visit) *settlement.Visit {
+		v.Begin, v.End = stamp(v.Begin), stamp(v.End)
+		return &v
+	})
 }
 
 // PutVisit inserts a visit, or updates the med_type, end, status and

@@ -75,12 +75,10 @@ func (s *Store) ConsoleTotals(ctx context.Context, region string, from, to, clos
 	return out, nil
 }
 
-var cst = time.FixedZone("CST", 8*3600)
-
 // dayStart is the CST midnight at or after (ceil) or at or before t.
 func dayStart(t time.Time, ceil bool) time.Time {
-	y, m, d := t.In(cst).Date()
-	day := time.Date(y, m, d, 0, 0, 0, 0, cst)
+	y, m, d := t.In(rules.CST).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, rules.CST)
 	if ceil && day.Before(t) {
 		day = day.AddDate(0, 0, 1)
 	}
@@ -343,16 +341,8 @@ func (s *Store) listPage(ctx context.Context, q settlement.BureauListQuery, wher
 	if err != nil {
 		return nil, fmt.Errorf("listing settlements: %w", err)
 	}
-	defer rows.Close()
-	var out []settlement.BureauListRow
-	for rows.Next() {
-		r, err := scanListRow(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanListRow)
+	if err != nil {
 		return nil, fmt.Errorf("listing settlements: %w", err)
 	}
 	if q.Before != nil {
@@ -455,17 +445,9 @@ func ledgerTxn(ctx context.Context, ptx pgx.Tx, id string) (*settlement.LedgerTx
 	if err != nil {
 		return nil, fmt.Errorf("reading entries of %s: %w", id, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var e settlement.Entry
-		var amt string
-		if err := rows.Scan(&e.Account, &amt); err != nil {
-			return nil, err
-		}
-		if e.Amount, err = money(amt); err != nil {
-			return nil, err
-		}
-		t.Entries = append(t.Entries, e)
+	t.Entries, err = collect(rows, scanEntry)
+	if err != nil {
+		return nil, err
 	}
-	return &t, rows.Err()
+	return &t, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -72,7 +73,7 @@ func (s *Store) clearingOpen(ctx context.Context, region string, end time.Time) 
 				rows.Close()
 				return nil, err
 			}
-			prov := provinceOf(reg)
+			prov := rules.ProvinceOf(reg)
 			it := byProv[prov]
 			if it == nil {
 				it = &settlement.BureauOpenItems{Counterparty: prov, Direction: side.dir}
@@ -200,31 +201,7 @@ func (s *Store) advanceBalances(ctx context.Context, provinces []string) ([]sett
 	if err != nil {
 		return nil, fmt.Errorf("advance balances: %w", err)
 	}
-	defer rows.Close()
-	var out []settlement.BureauBalance
-	for rows.Next() {
-		var b settlement.BureauBalance
-		var amt string
-		if err := rows.Scan(&b.Account, &amt); err != nil {
-			return nil, err
-		}
-		if b.Amount, err = money(amt); err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// provinceOf is the province of a region code (xx0000).
-func provinceOf(region string) string {
-	if len(region) < 2 {
-		return region
-	}
-	return region[:2] + "0000"
+	return collect(rows, scanBalance)
 }
 
 var _ settlement.BureauAlertReads = (*Store)(nil)

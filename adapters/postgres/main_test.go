@@ -23,7 +23,7 @@ func quietLog() *slog.Logger { return pgfixture.Quiet() }
 // clock is a settable time source so that settlements fall on chosen days.
 type clock = pgfixture.Clock
 
-var cst = postgres.CST
+var cst = rules.CST
 
 // day is 10:00 at the counter on date (yyyy-mm-dd).
 func day(t testing.TB, date string) time.Time {

@@ -172,14 +172,11 @@ func (t *tx) settlements(ctx context.Context, where string, args ...any) ([]sett
 	if err != nil {
 		return nil, fmt.Errorf("reading settlements: %w", err)
 	}
-	defer rows.Close()
-	var out []settlement.Settlement
-	for rows.Next() {
-		s, err := scanSettlement(rows)
+	return collect(rows, func(r pgx.Row) (settlement.Settlement, error) {
+		s, err := scanSettlement(r)
 		if err != nil {
-			return nil, err
+			return settlement.Settlement{}, err
 		}
-		out = append(out, *s)
-	}
-	return out, rows.Err()
+		return *s, nil
+	})
 }

@@ -93,21 +93,26 @@ type endpoint struct {
 }
 
 func (e *endpoint) Settle(ctx context.Context, c settlement.RemoteClaim) (settlement.RemoteAnswer, error) {
-	to, peer, err := e.hub.Route(c.InsuredRegion)
-	if err != nil {
-		return settlement.RemoteAnswer{}, err
-	}
-	a, err := peer.SettleForHub(ctx, c)
-	e.hub.Record(Record{Kind: "settle", From: e.from, To: to, Msgid: c.Msgid, Result: Outcome(err)})
-	return a, err
+	return forward(e, "settle", c.InsuredRegion, c.Msgid, func(p settlement.HubPeer) (settlement.RemoteAnswer, error) {
+		return p.SettleForHub(ctx, c)
+	})
 }
 
 func (e *endpoint) Reverse(ctx context.Context, r settlement.RemoteReverse) (settlement.RemoteReverseAnswer, error) {
-	to, peer, err := e.hub.Route(r.InsuredRegion)
+	return forward(e, "reverse", r.InsuredRegion, r.Msgid, func(p settlement.HubPeer) (settlement.RemoteReverseAnswer, error) {
+		return p.ReverseForHub(ctx, r)
+	})
+}
+
+// forward sends a message to the insured region's province and records it
+// (a message that cannot be routed is refused, unrecorded).
+func forward[A any](e *endpoint, kind, insuredRegion, msgid string, send func(settlement.HubPeer) (A, error)) (A, error) {
+	to, peer, err := e.hub.Route(insuredRegion)
 	if err != nil {
-		return settlement.RemoteReverseAnswer{}, err
+		var zero A
+		return zero, err
 	}
-	a, err := peer.ReverseForHub(ctx, r)
-	e.hub.Record(Record{Kind: "reverse", From: e.from, To: to, Msgid: r.Msgid, Result: Outcome(err)})
+	a, err := send(peer)
+	e.hub.Record(Record{Kind: kind, From: e.from, To: to, Msgid: msgid, Result: Outcome(err)})
 	return a, err
 }

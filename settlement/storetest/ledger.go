@@ -16,7 +16,7 @@ import (
 func newSettlement(id string, p settlement.Person, inst string, at time.Time) settlement.Settlement {
 	return settlement.Settlement{SetlID: id, MdtrtID: "V-" + id, PsnNo: p.PsnNo, Institution: inst,
 		InsuredRegion: p.InsuredRegion, TreatmentRegion: p.InsuredRegion, MedType: "11", Insutype: p.Insutype,
-		SetlTime: at, Year: at.In(cst).Year(), Status: settlement.Settled, Msgid: "M-" + id,
+		SetlTime: at, Year: at.In(rules.CST).Year(), Status: settlement.Settled, Msgid: "M-" + id,
 		Info: rules.Setlinfo{MedfeeSumamt: 10000, InscpScpAmt: 10000, HifpPay: 6000, PoolPropSelfpay: 2000,
 			FundPaySumamt: 6000, PsnPartAmt: 4000, AcctPay: 2500, PsnCashPay: 1500, Balc: p.OpeningBalc - 2500},
 		Detail: []rules.FundPayment{{FundPayType: "310100", FundPayamt: 6000, CrtPaybLmt: 6000}},
@@ -260,7 +260,7 @@ func ids(ss []settlement.Settlement) []string {
 
 func uncleared(t *testing.T, e *env) {
 	crossSettlements(t, e)
-	april := time.Date(2026, 4, 1, 0, 0, 0, 0, cst)
+	april := time.Date(2026, 4, 1, 0, 0, 0, 0, rules.CST)
 	e.view(t, func(ctx context.Context, tx settlement.Tx) {
 		c := clearing(t, tx)
 		ss, err := c.Uncleared(ctx, settlement.RoleTreatment, april)
@@ -280,7 +280,7 @@ func uncleared(t *testing.T, e *env) {
 
 func markCleared(t *testing.T, e *env) {
 	crossSettlements(t, e)
-	april := time.Date(2026, 4, 1, 0, 0, 0, 0, cst)
+	april := time.Date(2026, 4, 1, 0, 0, 0, 0, rules.CST)
 	e.update(t, func(ctx context.Context, tx settlement.Tx) {
 		c := clearing(t, tx)
 		require.NoError(t, c.MarkCleared(ctx, nil, "2026-03"), "nothing to mark")

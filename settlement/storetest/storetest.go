@@ -158,12 +158,10 @@ func clearing(t *testing.T, tx settlement.Tx) settlement.ClearingStore {
 	return c
 }
 
-var cst = time.FixedZone("CST", 8*3600)
-
 // at is a time at the counter: "2026-03-15 10:00:00".
 func at(t testing.TB, s string) time.Time {
 	t.Helper()
-	v, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", s, cst)
+	v, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", s, rules.CST)
 	require.NoError(t, err)
 	return v
 }
