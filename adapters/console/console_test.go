@@ -19,6 +19,7 @@ import (
 	"github.com/medsettle/medsettle/adapters/console"
 	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
+	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 	"github.com/medsettle/medsettle/settlement/storetest"
 )
