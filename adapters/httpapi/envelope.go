@@ -175,3 +175,24 @@ func parseTime(path, s string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// need is a field that must not be empty: its path in the refusal and where
+// the decoded input holds it.
+type need struct {
+	path string
+	v    *string
+}
+
+// decodeRequired decodes the call's input into v, then refuses it, as
+// required does, at the first of fields that is empty once decoded.
+func decodeRequired(c *call, v any, fields ...need) error {
+	if err := decodeInput(c.env.Input, v); err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if err := required(f.path, *f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -63,10 +63,7 @@ func Infnos() []string {
 
 func signIn(s *Server, c *call) (any, error) {
 	var in fsi.SignInInput
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	if err := required("input.signIn.opter_no", in.SignIn.OpterNo); err != nil {
+	if err := decodeRequired(c, &in, need{"input.signIn.opter_no", &in.SignIn.OpterNo}); err != nil {
 		return nil, err
 	}
 	now := time.Now().In(rules.CST)
@@ -82,11 +79,9 @@ func signIn(s *Server, c *call) (any, error) {
 
 func personInfo(s *Server, c *call) (any, error) {
 	var in fsi.PersonInput
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Data
-	if err := required("input.data.mdtrt_cert_type", d.MdtrtCertType, "input.data.mdtrt_cert_no", d.MdtrtCertNo); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.mdtrt_cert_type", &d.MdtrtCertType},
+		need{"input.data.mdtrt_cert_no", &d.MdtrtCertNo}); err != nil {
 		return nil, err
 	}
 	if d.MdtrtCertType != "02" && d.MdtrtCertType != "03" && d.MdtrtCertType != "01" {
@@ -181,10 +176,8 @@ func registerVisit(kind settlement.VisitKind) func(s *Server, c *call) (any, err
 func cancelVisit(undischarge bool) func(s *Server, c *call) (any, error) {
 	return func(s *Server, c *call) (any, error) {
 		var in fsi.VisitRefInput
-		if err := decodeInput(c.env.Input, &in); err != nil {
-			return nil, err
-		}
-		if err := required("input.data.mdtrt_id", in.Data.MdtrtID, "input.data.psn_no", in.Data.PsnNo); err != nil {
+		if err := decodeRequired(c, &in, need{"input.data.mdtrt_id", &in.Data.MdtrtID},
+			need{"input.data.psn_no", &in.Data.PsnNo}); err != nil {
 			return nil, err
 		}
 		_, err := s.Engine.CancelVisit(c.ctx, c.msg, in.Data.MdtrtID, in.Data.PsnNo, undischarge)
@@ -196,12 +189,9 @@ func cancelVisit(undischarge bool) func(s *Server, c *call) (any, error) {
 
 func updateVisit(s *Server, c *call) (any, error) {
 	var in fsi.MdtrtInput
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Mdtrtinfo
-	if err := required("input.mdtrtinfo.mdtrt_id", d.MdtrtID, "input.mdtrtinfo.psn_no", d.PsnNo,
-		"input.mdtrtinfo.med_type", d.MedType); err != nil {
+	d := &in.Mdtrtinfo
+	if err := decodeRequired(c, &in, need{"input.mdtrtinfo.mdtrt_id", &d.MdtrtID},
+		need{"input.mdtrtinfo.psn_no", &d.PsnNo}, need{"input.mdtrtinfo.med_type", &d.MedType}); err != nil {
 		return nil, err
 	}
 	codg, name := d.DiseCodg, d.DiseName
@@ -217,11 +207,9 @@ func updateVisit(s *Server, c *call) (any, error) {
 
 func discharge(s *Server, c *call) (any, error) {
 	var in fsi.DischargeInput
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Dscginfo
-	if err := required("input.dscginfo.mdtrt_id", d.MdtrtID, "input.dscginfo.psn_no", d.PsnNo, "input.dscginfo.endtime", d.Endtime); err != nil {
+	d := &in.Dscginfo
+	if err := decodeRequired(c, &in, need{"input.dscginfo.mdtrt_id", &d.MdtrtID},
+		need{"input.dscginfo.psn_no", &d.PsnNo}, need{"input.dscginfo.endtime", &d.Endtime}); err != nil {
 		return nil, err
 	}
 	end, err := parseTime("input.dscginfo.endtime", d.Endtime)
@@ -302,11 +290,9 @@ func withdrawLines(s *Server, c *call) (any, error) {
 			PsnNo     string `json:"psn_no"`
 		} `json:"data"`
 	}
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Data
-	if err := required("input.data.mdtrt_id", d.MdtrtID, "input.data.chrg_bchno", d.ChrgBchno, "input.data.psn_no", d.PsnNo); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.mdtrt_id", &d.MdtrtID}, need{"input.data.chrg_bchno", &d.ChrgBchno},
+		need{"input.data.psn_no", &d.PsnNo}); err != nil {
 		return nil, err
 	}
 	_, err := s.Engine.WithdrawLines(c.ctx, c.msg, d.MdtrtID, d.PsnNo, d.ChrgBchno)

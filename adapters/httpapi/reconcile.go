@@ -132,11 +132,8 @@ func cumulative(s *Server, c *call) (any, error) {
 			CumYm string `json:"cum_ym"`
 		} `json:"data"`
 	}
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Data
-	if err := required("input.data.psn_no", d.PsnNo); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo}); err != nil {
 		return nil, err
 	}
 	year := s.now().In(rules.CST).Year()

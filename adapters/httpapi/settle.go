@@ -31,12 +31,9 @@ func checkAmountText(path string, t fsi.Text) error {
 func settle(commit bool) func(s *Server, c *call) (any, error) {
 	return func(s *Server, c *call) (any, error) {
 		var in fsi.SettleInput
-		if err := decodeInput(c.env.Input, &in); err != nil {
-			return nil, err
-		}
-		d := in.Data
-		if err := required("input.data.psn_no", d.PsnNo, "input.data.mdtrt_id", d.MdtrtID, "input.data.med_type", d.MedType,
-			"input.data.insutype", d.Insutype); err != nil {
+		d := &in.Data
+		if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo}, need{"input.data.mdtrt_id", &d.MdtrtID},
+			need{"input.data.med_type", &d.MedType}, need{"input.data.insutype", &d.Insutype}); err != nil {
 			return nil, err
 		}
 		if err := checkAmountText("input.data.medfee_sumamt", d.MedfeeSumamt); err != nil {
@@ -104,11 +101,9 @@ var cancelsMedTypes = map[string][]string{"2208": {"11", "14"}, "2305": {"21"}, 
 
 func cancelSettlement(s *Server, c *call) (any, error) {
 	var in fsi.CancelInput
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Data
-	if err := required("input.data.setl_id", d.SetlID, "input.data.psn_no", d.PsnNo); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.setl_id", &d.SetlID},
+		need{"input.data.psn_no", &d.PsnNo}); err != nil {
 		return nil, err
 	}
 	if c.env.Infno != "2103" {
@@ -125,11 +120,9 @@ func cancelSettlement(s *Server, c *call) (any, error) {
 func pharmacy(commit bool) func(s *Server, c *call) (any, error) {
 	return func(s *Server, c *call) (any, error) {
 		var in fsi.PharmacyInput
-		if err := decodeInput(c.env.Input, &in); err != nil {
-			return nil, err
-		}
-		d := in.Data
-		if err := required("input.data.psn_no", d.PsnNo, "input.data.insutype", d.Insutype); err != nil {
+		d := &in.Data
+		if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo},
+			need{"input.data.insutype", &d.Insutype}); err != nil {
 			return nil, err
 		}
 		if d.MedType != "" && d.MedType != "41" {
@@ -159,11 +152,9 @@ func pharmacy(commit bool) func(s *Server, c *call) (any, error) {
 
 func reverse(s *Server, c *call) (any, error) {
 	var in fsi.ReverseInput
-	if err := decodeInput(c.env.Input, &in); err != nil {
-		return nil, err
-	}
-	d := in.Data
-	if err := required("input.data.psn_no", d.PsnNo, "input.data.omsgid", d.Omsgid, "input.data.oinfno", d.Oinfno); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo}, need{"input.data.omsgid", &d.Omsgid},
+		need{"input.data.oinfno", &d.Oinfno}); err != nil {
 		return nil, err
 	}
 	if err := checkMsgid(d.Omsgid, c.env.FixmedinsCode); err != nil {
