@@ -154,21 +154,22 @@ func fuzzJSONFixed(f *testing.F, places int, unmarshal func([]byte) (int64, erro
 	})
 }
 
-func FuzzMoneyJSON(f *testing.F) {
-	fuzzJSONFixed(f, 2, func(b []byte) (int64, error) {
-		var m fsi.Money
-		err := m.UnmarshalJSON(b)
-		return int64(m), err
-	}, func(v int64) ([]byte, error) { return json.Marshal(fsi.Money(v)) })
+func FuzzMoneyJSON(f *testing.F) { fuzzJSONFixed(f, 2, unmarshalAs[fsi.Money], marshalAs[fsi.Money]) }
+
+func FuzzRatioJSON(f *testing.F) { fuzzJSONFixed(f, 4, unmarshalAs[fsi.Ratio], marshalAs[fsi.Ratio]) }
+
+// unmarshalAs reads b with T's UnmarshalJSON (T is Money or Ratio).
+func unmarshalAs[T ~int64, P interface {
+	*T
+	json.Unmarshaler
+}](b []byte) (int64, error) {
+	var v T
+	err := P(&v).UnmarshalJSON(b)
+	return int64(v), err
 }
 
-func FuzzRatioJSON(f *testing.F) {
-	fuzzJSONFixed(f, 4, func(b []byte) (int64, error) {
-		var r fsi.Ratio
-		err := r.UnmarshalJSON(b)
-		return int64(r), err
-	}, func(v int64) ([]byte, error) { return json.Marshal(fsi.Ratio(v)) })
-}
+// marshalAs writes v as a T.
+func marshalAs[T ~int64](v int64) ([]byte, error) { return json.Marshal(T(v)) }
 
 // Text keeps what the HIS wrote, string or number, and writes it back as a string.
 func FuzzText(f *testing.F) {

@@ -33,14 +33,7 @@ func (m Money) String() string { return string(appendFixed(nil, int64(m), 2, 2))
 func (m Money) MarshalText() ([]byte, error) { return appendFixed(nil, int64(m), 2, 2), nil }
 
 // UnmarshalJSON reads "12.30", 12.3 or "12".
-func (m *Money) UnmarshalJSON(b []byte) error {
-	v, err := parseJSONFixed(b, 2)
-	if err != nil {
-		return fmt.Errorf("fsi: amount %s: %w", b, err)
-	}
-	*m = Money(v)
-	return nil
-}
+func (m *Money) UnmarshalJSON(b []byte) error { return unmarshalJSONFixed(m, b, 2, "amount") }
 
 // ParseMoney reads a plain decimal with at most two decimals ("12", "12.3", "-0.05").
 func ParseMoney(s string) (Money, error) {
@@ -69,14 +62,7 @@ func (r Ratio) String() string { return string(appendFixed(nil, int64(r), 4, 2))
 func (r Ratio) MarshalText() ([]byte, error) { return appendFixed(nil, int64(r), 4, 2), nil }
 
 // UnmarshalJSON reads "0.85" or 0.85.
-func (r *Ratio) UnmarshalJSON(b []byte) error {
-	v, err := parseJSONFixed(b, 4)
-	if err != nil {
-		return fmt.Errorf("fsi: ratio %s: %w", b, err)
-	}
-	*r = Ratio(v)
-	return nil
-}
+func (r *Ratio) UnmarshalJSON(b []byte) error { return unmarshalJSONFixed(r, b, 4, "ratio") }
 
 // appendFixed writes v / 10^places with at least keep decimals (trailing
 // zeros beyond keep are dropped).
@@ -100,6 +86,18 @@ func appendFixed(dst []byte, v int64, places, keep int) []byte {
 }
 
 var errForm = errors.New("not a plain decimal")
+
+// unmarshalJSONFixed reads a JSON string or number holding a plain decimal
+// with at most places decimals into dst (Money or Ratio, named by what in
+// the error).
+func unmarshalJSONFixed[T ~int64](dst *T, b []byte, places int, what string) error {
+	v, err := parseJSONFixed(b, places)
+	if err != nil {
+		return fmt.Errorf("fsi: %s %s: %w", what, b, err)
+	}
+	*dst = T(v)
+	return nil
+}
 
 // parseJSONFixed reads a JSON string or number holding a plain decimal.
 func parseJSONFixed(b []byte, places int) (int64, error) {
