@@ -136,6 +136,9 @@ func FuzzInputs(f *testing.F) {
 	for infno, in := range seedInputs {
 		f.Add(infno, []byte(in))
 	}
+	for infno := range handlers { // decodeRequired resolves all its paths: a misspelt one is no refusal
+		f.Add(infno, []byte(`{}`))
+	}
 	f.Add("2204", []byte(`{"feedetail": []}`))
 	f.Add("2204", []byte(`{"feedetail": [{"feedetl_sn": null, "cnt": true}]}`))
 	f.Add("2207", []byte(`{"data": {"psn_no": "1", "mdtrt_id": "M", "med_type": "11", "insutype": "310", "medfee_sumamt": "1.001"}}`))
