@@ -178,8 +178,7 @@ func cancelVisit(undischarge bool) func(s *Server, c *call) (any, error) {
 		if err := decodeRequired(c, &in, "input.data.mdtrt_id", "input.data.psn_no"); err != nil {
 			return nil, err
 		}
-		_, err := s.Engine.CancelVisit(c.ctx, c.msg, in.Data.MdtrtID, in.Data.PsnNo, undischarge)
-		return fsi.Empty{}, err
+		return empty(s.Engine.CancelVisit(c.ctx, c.msg, in.Data.MdtrtID, in.Data.PsnNo, undischarge))
 	}
 }
 
@@ -195,9 +194,8 @@ func updateVisit(s *Server, c *call) (any, error) {
 	if codg == "" && len(in.Diseinfo) > 0 {
 		codg, name = in.Diseinfo[0].DiagCode, in.Diseinfo[0].DiagName
 	}
-	_, err := s.Engine.UpdateVisit(c.ctx, c.msg, settlement.VisitUpdate{MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
-		MedType: d.MedType, DiseCodg: codg, DiseName: name})
-	return fsi.Empty{}, err
+	return empty(s.Engine.UpdateVisit(c.ctx, c.msg, settlement.VisitUpdate{MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
+		MedType: d.MedType, DiseCodg: codg, DiseName: name}))
 }
 
 // --- 2402 ---
@@ -212,9 +210,8 @@ func discharge(s *Server, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.Engine.UpdateVisit(c.ctx, c.msg, settlement.VisitUpdate{MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
-		DiseCodg: d.DiseCodg, DiseName: d.DiseName, End: end})
-	return fsi.Empty{}, err
+	return empty(s.Engine.UpdateVisit(c.ctx, c.msg, settlement.VisitUpdate{MdtrtID: d.MdtrtID, PsnNo: d.PsnNo,
+		DiseCodg: d.DiseCodg, DiseName: d.DiseName, End: end}))
 }
 
 // --- 2204 / 2301 ---
@@ -290,6 +287,9 @@ func withdrawLines(s *Server, c *call) (any, error) {
 		return nil, err
 	}
 	d := in.Data
-	_, err := s.Engine.WithdrawLines(c.ctx, c.msg, d.MdtrtID, d.PsnNo, d.ChrgBchno)
-	return fsi.Empty{}, err
+	return empty(s.Engine.WithdrawLines(c.ctx, c.msg, d.MdtrtID, d.PsnNo, d.ChrgBchno))
 }
+
+// empty answers a call that returns nothing but success ({}), or the
+// engine's refusal.
+func empty[T any](_ T, err error) (any, error) { return fsi.Empty{}, err }

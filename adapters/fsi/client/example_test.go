@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httptest"
 
@@ -49,14 +50,12 @@ func ExampleClient_Settle() {
 	defer srv.Close()
 	c, err := client.New(srv.URL, "the institution's API key", "H15010000011")
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	v := client.Visit{MdtrtID: "M1", PsnNo: "P1"}
 	s, err := c.Settle(context.Background(), v, client.SettleParams{Insutype: "310", MedfeeSumamt: fsi.Yuan(125) + 40})
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	i := s.Setlinfo
 	fmt.Println(i.SetlID, i.MedfeeSumamt, "funds", i.FundPaySumamt, "cash", i.PsnCashPay)
@@ -76,8 +75,7 @@ func ExampleClient_CallSettle_outcomeUnknown() {
 	defer srv.Close()
 	c, err := client.New(srv.URL, "key", "H15010000011")
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	_, err = c.CallSettle(context.Background(), "2204", "P1", fsi.FeeInput{})
 	var uo *client.UnknownOutcome
