@@ -43,8 +43,9 @@ func (d *Day) open() error {
 
 func (d *Day) client(inst string) *fsiclient.Client { return d.clients[inst] }
 
-func (d *Day) print(what, inst string, s *fsiclient.Settlement) {
-	i := s.Setlinfo
+// print reports a settlement of c's institution and books it for 3201.
+func (d *Day) print(what string, c *fsiclient.Client, s *fsiclient.Settlement) {
+	inst, i := c.Institution(), s.Setlinfo
 	fmt.Fprintf(d.Out, "%-28s %-13s %-21s %-6s %10s %10s %9s %10s  insured %s  setl_id %s\n",
 		what, inst, i.PsnNo, i.MedType, i.MedfeeSumamt, i.FundPaySumamt, i.AcctPay, i.PsnCashPay, i.ClrOptins, i.SetlID)
 	if d.books == nil {
@@ -80,7 +81,7 @@ func (d *Day) Run(ctx context.Context) error {
 		return fmt.Errorf("1101: %w", err)
 	}
 	fmt.Fprintf(d.Out, "1101 %s %s insured in %s (%s), account %s\n", p.PsnNo, p.Name, p.InsuplcAdmdvs, p.Insutype, p.Balc)
-	s1, err := d.outpatient(ctx, hosp, p.PsnNo, p.Insutype, []fsiclient.Fee{
+	s1, err := d.outpatient(ctx, hosp, "outpatient (2207)", p.PsnNo, p.Insutype, []fsiclient.Fee{
 		{SN: "1", Code: "001101000010000", Cnt: "1", Pric: "25.00"},
 		{SN: "2", Code: "XJ01DDA062B002010100345", Cnt: "6", Pric: "35.5"},
 		{SN: "3", Code: "002302000010000", Cnt: "1", Pric: "420.00"},
@@ -88,24 +89,21 @@ func (d *Day) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.print("outpatient (2207)", "H15010000011", s1)
 
 	// 2. The patient changes their mind at the counter: cancel (2208).
 	c1, err := hosp.Cancel(ctx, s1)
 	if err != nil {
 		return fmt.Errorf("2208: %w", err)
 	}
-	d.print("  cancelled (2208)", "H15010000011", c1)
+	d.print("  cancelled (2208)", hosp, c1)
 
 	// 3. A resident of Wuhan (Hubei) treated in Hohhot: settled through the national hub.
-	s3, err := d.outpatient(ctx, hosp, "42010000000000000044", "390", []fsiclient.Fee{
+	if _, err := d.outpatient(ctx, hosp, "cross-province (2207, hub)", "42010000000000000044", "390", []fsiclient.Fee{
 		{SN: "1", Code: "001101000010000", Cnt: "1", Pric: "25.00"},
 		{SN: "2", Code: "002303000010000", Cnt: "1", Pric: "680.00"},
-	}, false)
-	if err != nil {
+	}, false); err != nil {
 		return err
 	}
-	d.print("cross-province (2207, hub)", "H15010000011", s3)
 
 	// 4. An inpatient stay: admission, three daily uploads, discharge, settlement.
 	ward := d.client("H15010000032") // 呼和浩特市第一医院, level 2
@@ -131,7 +129,7 @@ func (d *Day) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("2304: %w", err)
 	}
-	d.print("inpatient (2304)", "H15010000032", s4)
+	d.print("inpatient (2304)", ward, s4)
 
 	// 5. A pharmacy sale, paid partly from the personal account.
 	shop := d.client("P15010000201")
@@ -141,7 +139,7 @@ func (d *Day) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("2102: %w", err)
 	}
-	d.print("pharmacy (2102)", "P15010000201", s5)
+	d.print("pharmacy (2102)", shop, s5)
 
 	// 6. The till lost the answer of that sale: 冲正 (2601) undoes it.
 	r, err := shop.Reverse(ctx, "15010000000000000004", s5.Msgid, "2102")
@@ -149,7 +147,7 @@ func (d *Day) Run(ctx context.Context) error {
 		return fmt.Errorf("2601: %w", err)
 	}
 	if r.Setl != nil {
-		d.print("  reversed (2601: "+r.Outcome+")", "P15010000201", r.Setl)
+		d.print("  reversed (2601: "+r.Outcome+")", shop, r.Setl)
 	}
 
 	// 7. End of day: the hospital reconciles its totals (3201).
@@ -167,7 +165,10 @@ func (d *Day) Run(ctx context.Context) error {
 	return nil
 }
 
-func (d *Day) outpatient(ctx context.Context, c *fsiclient.Client, psn, insutype string, fees []fsiclient.Fee, acct bool) (*fsiclient.Settlement, error) {
+// outpatient runs an outpatient visit from 2201 to 2207 and prints its
+// settlement as what.
+func (d *Day) outpatient(ctx context.Context, c *fsiclient.Client, what, psn, insutype string, fees []fsiclient.Fee,
+	acct bool) (*fsiclient.Settlement, error) {
 	v, err := c.RegisterOutpatient(ctx, fsiclient.Registration{PsnNo: psn, Insutype: insutype, CertType: "01", CertNo: psn,
 		IptOtpNo: "MZ" + time.Now().Format("150405.000"), MedType: "11"})
 	if err != nil {
@@ -188,5 +189,6 @@ func (d *Day) outpatient(ctx context.Context, c *fsiclient.Client, psn, insutype
 	if err != nil {
 		return nil, fmt.Errorf("2207: %w", err)
 	}
+	d.print(what, c, s)
 	return s, nil
 }
