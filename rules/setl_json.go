@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 )
 
 // The JSON of Setlinfo and FundPayment: the keys the platform has always
@@ -13,10 +14,12 @@ import (
 // written once, in adapters/fsi; these are the engine's values, whose JSON is
 // what `medsettle price` prints, what a settlement event carries, what the
 // messages table keeps for a repeated msgid and what the hub protocol sends.
-// Decoding is as lenient as encoding/json's was: unknown keys are ignored,
-// absent ones leave the field as it is, a key matches case-insensitively
-// when no key matches exactly, the last of repeated keys wins, and amounts
-// are read by Money's and Ratio's own UnmarshalJSON.
+// Decoding is encoding/json's own, into a struct type made from the table
+// with reflect.StructOf, so it is exactly as lenient as it was with tags:
+// unknown keys are ignored, absent ones leave the field as it is, a key
+// matches case-insensitively when no key matches exactly, the last of
+// repeated keys wins, and amounts are read by Money's and Ratio's own
+// UnmarshalJSON.
 
 // jsonField is one key of an object and the field that holds its value: a
 // *Money, *Ratio or *string inside the value.
@@ -50,17 +53,26 @@ var fundPaymentJSON = []jsonField[FundPayment]{
 	{"crt_payb_lmt_amt", func(p *FundPayment) any { return &p.CrtPaybLmt }},
 }
 
+var (
+	setlinfoShape    = jsonShape(setlinfoJSON)
+	fundPaymentShape = jsonShape(fundPaymentJSON)
+)
+
 // MarshalJSON writes s as {"medfee_sumamt":"12.30",...}, amounts as strings.
 func (s Setlinfo) MarshalJSON() ([]byte, error) { return marshalFields(&s, setlinfoJSON) }
 
 // UnmarshalJSON reads what MarshalJSON writes (see the top of this file).
-func (s *Setlinfo) UnmarshalJSON(b []byte) error { return unmarshalFields(s, b, setlinfoJSON) }
+func (s *Setlinfo) UnmarshalJSON(b []byte) error {
+	return unmarshalFields(s, b, setlinfoJSON, setlinfoShape)
+}
 
 // MarshalJSON writes p as {"fund_pay_type":"310100","fund_payamt":"8.40","crt_payb_lmt_amt":"0.00"}.
 func (p FundPayment) MarshalJSON() ([]byte, error) { return marshalFields(&p, fundPaymentJSON) }
 
 // UnmarshalJSON reads what MarshalJSON writes (see the top of this file).
-func (p *FundPayment) UnmarshalJSON(b []byte) error { return unmarshalFields(p, b, fundPaymentJSON) }
+func (p *FundPayment) UnmarshalJSON(b []byte) error {
+	return unmarshalFields(p, b, fundPaymentJSON, fundPaymentShape)
+}
 
 func marshalFields[T any](v *T, fields []jsonField[T]) ([]byte, error) {
 	b := make([]byte, 0, 24*len(fields))
@@ -73,7 +85,7 @@ func marshalFields[T any](v *T, fields []jsonField[T]) ([]byte, error) {
 		b = append(append(append(b, '"'), f.key...), `":`...)
 		switch p := f.at(v).(type) {
 		case *Money:
-			b = append(append(append(b, '"'), p.String()...), '"')
+			b = append(p.appendTo(append(b, '"')), '"')
 		case *Ratio:
 			b = append(append(append(b, '"'), p.String()...), '"')
 		case *string:
@@ -108,69 +120,44 @@ func appendString(b []byte, s string) ([]byte, error) {
 	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...), nil
 }
 
-func unmarshalFields[T any](v *T, b []byte, fields []jsonField[T]) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if tok == nil {
-		return nil // null leaves the value as it is, as it did a struct
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return &json.UnmarshalTypeError{Value: jsonKind(tok), Type: reflect.TypeFor[T]()}
-	}
-	var typeErr error // kept, and decoding goes on, as encoding/json does
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return err
-		}
-		f := lookup(fields, tok.(string))
-		if f == nil {
-			continue
-		}
-		err = json.Unmarshal(raw, f.at(v))
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			if typeErr == nil {
-				typeErr = err
-			}
-		case err != nil:
-			return err
+// unmarshalFields decodes b with encoding/json itself, into a struct type
+// made from the table (jsonShape), so that it reads exactly as the tagged
+// struct did; v's current values go in first and come back out, error or
+// not, as encoding/json leaves a struct it decodes into.
+func unmarshalFields[T any](v *T, b []byte, fields []jsonField[T], shape reflect.Type) error {
+	sh := reflect.New(shape).Elem()
+	for i, f := range fields {
+		switch p := f.at(v).(type) {
+		case *Money:
+			sh.Field(i).SetInt(int64(*p))
+		case *Ratio:
+			sh.Field(i).SetInt(int64(*p))
+		case *string:
+			sh.Field(i).SetString(*p)
 		}
 	}
-	return typeErr
+	err := json.Unmarshal(b, sh.Addr().Interface())
+	for i, f := range fields {
+		switch p := f.at(v).(type) {
+		case *Money:
+			*p = Money(sh.Field(i).Int())
+		case *Ratio:
+			*p = Ratio(sh.Field(i).Int())
+		case *string:
+			*p = sh.Field(i).String()
+		}
+	}
+	return err
 }
 
-// lookup finds key's field, an exact match first, else one equal but for case.
-func lookup[T any](fields []jsonField[T], key string) *jsonField[T] {
-	for i := range fields {
-		if fields[i].key == key {
-			return &fields[i]
-		}
+// jsonShape is a struct type with one field a table entry, tagged with its
+// key: the struct the tags used to be on, made once from the table.
+func jsonShape[T any](fields []jsonField[T]) reflect.Type {
+	var zero T
+	sf := make([]reflect.StructField, len(fields))
+	for i, f := range fields {
+		sf[i] = reflect.StructField{Name: "F" + strconv.Itoa(i), Type: reflect.TypeOf(f.at(&zero)).Elem(),
+			Tag: reflect.StructTag(`json:"` + f.key + `"`)}
 	}
-	for i := range fields {
-		if bytes.EqualFold([]byte(fields[i].key), []byte(key)) {
-			return &fields[i]
-		}
-	}
-	return nil
-}
-
-func jsonKind(tok json.Token) string {
-	switch tok.(type) {
-	case string:
-		return "string"
-	case bool:
-		return "bool"
-	case json.Delim:
-		return "array"
-	}
-	return "number"
+	return reflect.StructOf(sf)
 }
