@@ -167,13 +167,11 @@ func (a *Auditor) Counters(yc *YearCounters) {
 	delete(a.deltas, k)
 }
 
-// Report ends the audit: settlements of a person-year with no counters are
-// a break too.
+// Report ends the audit (call it once): settlements of a person-year with
+// no counters are a break too.
 func (a *Auditor) Report() *AuditReport {
 	for k := range a.deltas {
 		a.Problem("settlements of %s in %d but no counters row", k.psnNo, k.year)
 	}
-	a.deltas = map[personYear][]Delta{}
-	rep := a.rep
-	return &rep
+	return &a.rep
 }
