@@ -68,3 +68,110 @@ func ReplayCounters(opening rules.Money, deltas []Delta) rules.Counters {
 	}
 	return c
 }
+
+// Auditor checks a store's rows as the store reads them from one consistent
+// view, so that every store audits alike and only reads its rows. Feed it in
+// this order, each kind of row in the order named:
+//
+//	Txn         every ledger transaction with its entries, by chain, seq, txn id
+//	Heads       the stored chain heads, once: ends the replay of the chains
+//	Settlement  every settlement, by psn_no, year, setl_time, setl_id
+//	Claims      the ledger transactions of clearing postings, once: names every transaction no one claims
+//	Counters    every person-year's counters
+//
+// then take the Report. Problem records a break only the store can see (a
+// row that does not read); it goes into the report where it is found.
+type Auditor struct {
+	rep     AuditReport
+	chains  *ChainVerifier
+	txns    map[string]*LedgerTxn
+	claimed map[string]bool
+	deltas  map[personYear][]Delta
+}
+
+type personYear struct {
+	psnNo string
+	year  int
+}
+
+// NewAuditor starts an empty audit.
+func NewAuditor() *Auditor {
+	return &Auditor{
+		chains:  NewChainVerifier(),
+		txns:    map[string]*LedgerTxn{},
+		claimed: map[string]bool{},
+		deltas:  map[personYear][]Delta{},
+	}
+}
+
+// Problem records a break the store found reading its rows.
+func (a *Auditor) Problem(format string, args ...any) {
+	a.rep.Problems = append(a.rep.Problems, fmt.Sprintf(format, args...))
+}
+
+// Txn replays one ledger transaction on its chain. The auditor keeps t until
+// the report, for the settlements to be checked against.
+func (a *Auditor) Txn(t *LedgerTxn) {
+	a.chains.Add(t)
+	a.txns[t.ID] = t
+	a.rep.Entries += len(t.Entries)
+}
+
+// Heads compares the replayed chain ends with the stored heads.
+func (a *Auditor) Heads(heads map[string]ChainHead) {
+	a.rep.Chains = len(heads)
+	a.chains.Finish(heads)
+	a.rep.Txns = a.chains.Txns
+	a.rep.Problems = append(a.rep.Problems, a.chains.Problems...)
+}
+
+// Settlement checks a settlement against its ledger transaction and keeps
+// its delta for the person's counters (the insured side's only: a treatment
+// province keeps no counters of the person).
+func (a *Auditor) Settlement(s *Settlement) {
+	a.rep.Settlements++
+	a.rep.Problems = append(a.rep.Problems, CheckSettlement(s, a.txns[s.LedgerTxnID])...)
+	a.claimed[s.LedgerTxnID] = true
+	if s.Role == RoleTreatment {
+		return
+	}
+	k := personYear{s.PsnNo, s.Year}
+	a.deltas[k] = append(a.deltas[k], s.Delta)
+}
+
+// Claims takes the ledger transactions named by clearing postings (those
+// with one) and names every transaction that neither a settlement nor a
+// posting claims.
+func (a *Auditor) Claims(clearingTxnIDs []string) {
+	for _, id := range clearingTxnIDs {
+		if a.txns[id] == nil {
+			a.Problem("clearing posting names ledger transaction %s, which is missing", id)
+		}
+		a.claimed[id] = true
+	}
+	for id, t := range a.txns {
+		if !a.claimed[id] {
+			a.Problem("ledger transaction %s (chain %s seq %d) has no settlement", id, t.Chain, t.Seq)
+		}
+	}
+}
+
+// Counters checks a person-year's counters against its opening balance
+// plus the deltas of its settlements.
+func (a *Auditor) Counters(yc *YearCounters) {
+	a.rep.Counters++
+	k := personYear{yc.PsnNo, yc.Year}
+	if want := ReplayCounters(yc.OpeningBalc, a.deltas[k]); want != yc.Counters {
+		a.Problem("counters of %s for %d are %+v, the settlements sum to %+v", yc.PsnNo, yc.Year, yc.Counters, want)
+	}
+	delete(a.deltas, k)
+}
+
+// Report ends the audit (call it once): settlements of a person-year with
+// no counters are a break too.
+func (a *Auditor) Report() *AuditReport {
+	for k := range a.deltas {
+		a.Problem("settlements of %s in %d but no counters row", k.psnNo, k.year)
+	}
+	return &a.rep
+}

@@ -89,6 +89,20 @@ type Verdict struct {
 	Reason    string       `json:"reason,omitempty"` // why it is disputed (拒付)
 }
 
+// ClearingPeer is a province's side of the monthly clearing: what the hub's
+// clearing workflow asks of a province. *Engine implements it; over the
+// network the province serves it next to its hub endpoint (adapters/hubhttp),
+// and the hub reaches it through a client implementing the same port.
+type ClearingPeer interface {
+	Statements(ctx context.Context, period Period) ([]Statement, error)
+	Confirm(ctx context.Context, st Statement) ([]Verdict, error)
+	PostPayment(ctx context.Context, st Statement, verdicts []Verdict) (rules.Money, error)
+	PostReceipt(ctx context.Context, st Statement, verdicts []Verdict) (rules.Money, error)
+	TopUp(ctx context.Context, period Period, treatment string, share rules.Ratio) (rules.Money, error)
+}
+
+var _ ClearingPeer = (*Engine)(nil)
+
 // ClearingStore is what the clearing needs beyond Tx; the postgres store implements it.
 type ClearingStore interface {
 	// Uncleared returns this side's cross-province settlements in role that

@@ -2,9 +2,6 @@ package settlement
 
 import (
 	"crypto/sha256"
-	"encoding/csv"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -39,23 +36,12 @@ type Keys struct {
 // once; for development) or `sha256:<hex>` (for production, so the file never
 // holds a usable key). A header row `principal,key` is allowed.
 func LoadKeys(r io.Reader) (*Keys, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = 2
-	cr.Comment = '#'
 	k := &Keys{byHash: map[[32]byte]Principal{}}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for row, err := range ReadKeyRows(r) {
 		if err != nil {
-			return nil, fmt.Errorf("keys: %w", err)
+			return nil, err
 		}
-		line, _ := cr.FieldPos(0)
-		who, key := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
-		if who == "principal" || who == "fixmedins_code" {
-			continue
-		}
+		who, line := row.Who, row.Line
 		var p Principal
 		if region, ok := strings.CutPrefix(who, "bureau:"); ok {
 			p.Region = region
@@ -65,18 +51,12 @@ func LoadKeys(r io.Reader) (*Keys, error) {
 		if p.Region == "" && p.Institution == "" {
 			return nil, fmt.Errorf("keys:%d: empty principal", line)
 		}
-		var h [32]byte
-		if hx, ok := strings.CutPrefix(key, "sha256:"); ok {
-			b, err := hex.DecodeString(hx)
-			if err != nil || len(b) != 32 {
-				return nil, fmt.Errorf("keys:%d: sha256 hash must be 64 hex digits", line)
-			}
-			copy(h[:], b)
-		} else {
-			if len(key) < 16 {
-				return nil, fmt.Errorf("keys:%d: key for %s is shorter than 16 characters", line, who)
-			}
-			h = sha256.Sum256([]byte(key))
+		h, hashed, ok := SecretHash(row.Secret)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("keys:%d: sha256 hash must be 64 hex digits", line)
+		case !hashed && len(row.Secret) < MinSecretLen:
+			return nil, fmt.Errorf("keys:%d: key for %s is shorter than %d characters", line, who, MinSecretLen)
 		}
 		if _, dup := k.byHash[h]; dup {
 			return nil, fmt.Errorf("keys:%d: the same key is listed twice", line)
@@ -91,10 +71,4 @@ func LoadKeys(r io.Reader) (*Keys, error) {
 func (k *Keys) Lookup(key string) (Principal, bool) {
 	p, ok := k.byHash[sha256.Sum256([]byte(key))]
 	return p, ok
-}
-
-// HashKey returns the `sha256:<hex>` form of a key for a production keys file.
-func HashKey(key string) string {
-	h := sha256.Sum256([]byte(key))
-	return "sha256:" + hex.EncodeToString(h[:])
 }

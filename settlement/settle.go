@@ -118,12 +118,9 @@ func (e *Engine) Settle(ctx context.Context, msg Msg, in SettleInput) (SettleAns
 // price decides how a visit is settled, as settlement setlID when it is
 // settled here, without writing anything.
 func (e *Engine) price(ctx context.Context, tx Tx, inst string, in SettleInput, setlID string, now time.Time) (priced, error) {
-	v, err := visitOf(ctx, tx, inst, in.MdtrtID, in.PsnNo)
+	v, err := openVisit(ctx, tx, inst, in.MdtrtID, in.PsnNo, "")
 	if err != nil {
 		return priced{}, err
-	}
-	if v.Status != VisitOpen {
-		return priced{}, Errorf(ECONFLICT, "visit %s is %s", v.MdtrtID, v.Status)
 	}
 	medType := v.MedType
 	if in.MedType != "" {

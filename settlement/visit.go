@@ -99,6 +99,23 @@ func visitOf(ctx context.Context, tx Tx, inst, mdtrtID, psnNo string) (*Visit, e
 	return v, nil
 }
 
+// openVisit is visitOf for a message that needs the visit open (lines may
+// still change): ECONFLICT "visit <id> is <status>", then ": why" when why
+// is given, for a visit settled or cancelled.
+func openVisit(ctx context.Context, tx Tx, inst, mdtrtID, psnNo, why string) (*Visit, error) {
+	v, err := visitOf(ctx, tx, inst, mdtrtID, psnNo)
+	if err != nil {
+		return nil, err
+	}
+	if v.Status != VisitOpen {
+		if why == "" {
+			return nil, Errorf(ECONFLICT, "visit %s is %s", v.MdtrtID, v.Status)
+		}
+		return nil, Errorf(ECONFLICT, "visit %s is %s: %s", v.MdtrtID, v.Status, why)
+	}
+	return v, nil
+}
+
 // VisitUpdate is 2203 (visit information) and 2402 (discharge).
 type VisitUpdate struct {
 	MdtrtID  string
@@ -118,12 +135,9 @@ type Ack struct {
 // Errors: EINVALID, ENOTFOUND, ECONFLICT (visit not open).
 func (e *Engine) UpdateVisit(ctx context.Context, msg Msg, in VisitUpdate) (Ack, error) {
 	return e.ackUpdate(ctx, msg, func(ctx context.Context, tx Tx) (string, error) {
-		v, err := visitOf(ctx, tx, msg.Institution, in.MdtrtID, in.PsnNo)
+		v, err := openVisit(ctx, tx, msg.Institution, in.MdtrtID, in.PsnNo, "")
 		if err != nil {
 			return "", err
-		}
-		if v.Status != VisitOpen {
-			return "", Errorf(ECONFLICT, "visit %s is %s", v.MdtrtID, v.Status)
 		}
 		if in.MedType != "" {
 			if err := e.checkMedType(msg.Institution, in.MedType); err != nil {
@@ -148,12 +162,9 @@ func (e *Engine) UpdateVisit(ctx context.Context, msg Msg, in VisitUpdate) (Ack,
 // undoes a discharge (2405) when undischarge is set.
 func (e *Engine) CancelVisit(ctx context.Context, msg Msg, mdtrtID, psnNo string, undischarge bool) (Ack, error) {
 	return e.ackUpdate(ctx, msg, func(ctx context.Context, tx Tx) (string, error) {
-		v, err := visitOf(ctx, tx, msg.Institution, mdtrtID, psnNo)
+		v, err := openVisit(ctx, tx, msg.Institution, mdtrtID, psnNo, "cancel its settlement first")
 		if err != nil {
 			return "", err
-		}
-		if v.Status != VisitOpen {
-			return "", Errorf(ECONFLICT, "visit %s is %s: cancel its settlement first", v.MdtrtID, v.Status)
 		}
 		if undischarge {
 			if v.End.IsZero() {
@@ -225,12 +236,9 @@ func pricedLine(l *FeeLine) PricedLine {
 func (e *Engine) UploadLines(ctx context.Context, msg Msg, mdtrtID, psnNo string, in []LineInput) (UploadAnswer, error) {
 	now := e.now()
 	return once(ctx, e.Store, msg, now, Prefetch{Visit: mdtrtID}, func(ctx context.Context, tx Tx) (UploadAnswer, string, error) {
-		v, err := visitOf(ctx, tx, msg.Institution, mdtrtID, psnNo)
+		v, err := openVisit(ctx, tx, msg.Institution, mdtrtID, psnNo, "no more lines")
 		if err != nil {
 			return UploadAnswer{}, "", err
-		}
-		if v.Status != VisitOpen {
-			return UploadAnswer{}, "", Errorf(ECONFLICT, "visit %s is %s: no more lines", v.MdtrtID, v.Status)
 		}
 		if len(in) == 0 {
 			return UploadAnswer{}, "", Errorf(EINVALID, "feedetail is empty")
@@ -292,12 +300,8 @@ func (e *Engine) classify(v *Visit, existing []FeeLine, in []LineInput, now time
 // WithdrawLines withdraws a charge batch of an open visit (2205/2302).
 func (e *Engine) WithdrawLines(ctx context.Context, msg Msg, mdtrtID, psnNo, chrgBchno string) (Ack, error) {
 	return e.ackUpdate(ctx, msg, func(ctx context.Context, tx Tx) (string, error) {
-		v, err := visitOf(ctx, tx, msg.Institution, mdtrtID, psnNo)
-		if err != nil {
+		if _, err := openVisit(ctx, tx, msg.Institution, mdtrtID, psnNo, "lines are final"); err != nil {
 			return "", err
-		}
-		if v.Status != VisitOpen {
-			return "", Errorf(ECONFLICT, "visit %s is %s: lines are final", v.MdtrtID, v.Status)
 		}
 		n, err := tx.WithdrawBatch(ctx, mdtrtID, chrgBchno)
 		if err != nil {

@@ -18,16 +18,6 @@ import (
 // HubTaskQueue is where the hub's clearing workflows run.
 const HubTaskQueue = "medsettle-hub"
 
-// ClearingPeer is what the hub's clearing asks of a province. *settlement.Engine
-// implements it; over the network it is the province's hub endpoint.
-type ClearingPeer interface {
-	Statements(ctx context.Context, period settlement.Period) ([]settlement.Statement, error)
-	Confirm(ctx context.Context, st settlement.Statement) ([]settlement.Verdict, error)
-	PostPayment(ctx context.Context, st settlement.Statement, verdicts []settlement.Verdict) (rules.Money, error)
-	PostReceipt(ctx context.Context, st settlement.Statement, verdicts []settlement.Verdict) (rules.Money, error)
-	TopUp(ctx context.Context, period settlement.Period, treatment string, share rules.Ratio) (rules.Money, error)
-}
-
 // ClearingInput starts the clearing of a period across provinces.
 type ClearingInput struct {
 	Period    settlement.Period
@@ -183,10 +173,10 @@ func confirmBy(ctx workflow.Context, st settlement.Statement, in ClearingInput) 
 
 // ClearingActivities reach the provinces. Peers maps a province code to its platform.
 type ClearingActivities struct {
-	Peers map[string]ClearingPeer
+	Peers map[string]settlement.ClearingPeer
 }
 
-func (a *ClearingActivities) peer(province string) (ClearingPeer, error) {
+func (a *ClearingActivities) peer(province string) (settlement.ClearingPeer, error) {
 	p := a.Peers[province]
 	if p == nil {
 		return nil, temporal.NewNonRetryableApplicationError("unknown province "+province, "unknown_province", nil)

@@ -32,7 +32,7 @@ type swipe struct {
 // dying before it reports), stall (a worker killed mid-activity), never
 // confirm (a province that does not answer), or misstate one item.
 type flaky struct {
-	workflows.ClearingPeer
+	settlement.ClearingPeer
 	failAfterPay atomic.Int32 // PostPayment calls that act, then report failure
 	stallConfirm atomic.Int32 // Confirm calls that hang until cancelled
 	neverConfirm bool
@@ -142,7 +142,7 @@ func TestMonthlyClearing(t *testing.T) {
 	peers["420000"].failAfterPay.Store(1) // Wuhan pays, then its worker dies before reporting
 	peers["420000"].stallConfirm.Store(1) // and the first confirmation hangs: the worker is replaced
 	peers["150000"].neverConfirm = true   // Hohhot never confirms what Harbin claims: escalation
-	hubPeers := map[string]workflows.ClearingPeer{}
+	hubPeers := map[string]settlement.ClearingPeer{}
 	for p, f := range peers {
 		hubPeers[p] = f
 	}

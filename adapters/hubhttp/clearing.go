@@ -10,7 +10,7 @@ import (
 )
 
 // The monthly clearing over HTTP: what the hub's clearing workflow asks of a
-// province (see workflows.ClearingPeer; *settlement.Engine implements it).
+// province (settlement.ClearingPeer, which *settlement.Engine implements).
 // The province serves it next to the settlement endpoints, under the same
 // hub token; PeerClient calls it.
 
@@ -22,15 +22,6 @@ const (
 	PeerReceiptPath    = "/hub-peer/v1/clearing/receipt"
 	PeerTopUpPath      = "/hub-peer/v1/clearing/topup"
 )
-
-// ClearingPeer is a province's side of the monthly clearing.
-type ClearingPeer interface {
-	Statements(ctx context.Context, period settlement.Period) ([]settlement.Statement, error)
-	Confirm(ctx context.Context, st settlement.Statement) ([]settlement.Verdict, error)
-	PostPayment(ctx context.Context, st settlement.Statement, verdicts []settlement.Verdict) (rules.Money, error)
-	PostReceipt(ctx context.Context, st settlement.Statement, verdicts []settlement.Verdict) (rules.Money, error)
-	TopUp(ctx context.Context, period settlement.Period, treatment string, share rules.Ratio) (rules.Money, error)
-}
 
 // Wire shapes of the clearing requests.
 type (
@@ -52,7 +43,7 @@ type (
 )
 
 // mountClearing adds the clearing endpoints for peer to mux.
-func mountClearing(mux *http.ServeMux, h *peerHandler, peer ClearingPeer, log *slog.Logger) {
+func mountClearing(mux *http.ServeMux, h *peerHandler, peer settlement.ClearingPeer, log *slog.Logger) {
 	serve := func(path string, in func() any, run func(ctx context.Context, req any) (any, error)) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			if !h.auth(w, r) {
@@ -89,37 +80,37 @@ func mountClearing(mux *http.ServeMux, h *peerHandler, peer ClearingPeer, log *s
 	})
 }
 
-var _ ClearingPeer = (*PeerClient)(nil)
+var _ settlement.ClearingPeer = (*PeerClient)(nil)
 
-// Statements implements ClearingPeer over HTTP.
+// Statements implements settlement.ClearingPeer over HTTP.
 func (p *PeerClient) Statements(ctx context.Context, period settlement.Period) ([]settlement.Statement, error) {
 	var out []settlement.Statement
 	err := p.call(PeerStatementsPath, "statements of "+string(period)).do(ctx, periodRequest{period}, &out)
 	return out, err
 }
 
-// Confirm implements ClearingPeer over HTTP.
+// Confirm implements settlement.ClearingPeer over HTTP.
 func (p *PeerClient) Confirm(ctx context.Context, st settlement.Statement) ([]settlement.Verdict, error) {
 	var out []settlement.Verdict
 	err := p.call(PeerConfirmPath, "confirmation of "+st.Treatment+"'s statement").do(ctx, st, &out)
 	return out, err
 }
 
-// PostPayment implements ClearingPeer over HTTP.
+// PostPayment implements settlement.ClearingPeer over HTTP.
 func (p *PeerClient) PostPayment(ctx context.Context, st settlement.Statement, v []settlement.Verdict) (rules.Money, error) {
 	var out amountAnswer
 	err := p.call(PeerPaymentPath, "payment to "+st.Treatment).do(ctx, postingRequest{st, v}, &out)
 	return out.Amount, err
 }
 
-// PostReceipt implements ClearingPeer over HTTP.
+// PostReceipt implements settlement.ClearingPeer over HTTP.
 func (p *PeerClient) PostReceipt(ctx context.Context, st settlement.Statement, v []settlement.Verdict) (rules.Money, error) {
 	var out amountAnswer
 	err := p.call(PeerReceiptPath, "receipt from "+st.Insured).do(ctx, postingRequest{st, v}, &out)
 	return out.Amount, err
 }
 
-// TopUp implements ClearingPeer over HTTP.
+// TopUp implements settlement.ClearingPeer over HTTP.
 func (p *PeerClient) TopUp(ctx context.Context, period settlement.Period, treatment string, share rules.Ratio) (rules.Money, error) {
 	var out amountAnswer
 	err := p.call(PeerTopUpPath, "top-up for "+treatment).do(ctx, topUpRequest{period, treatment, share}, &out)

@@ -66,7 +66,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -381,13 +380,9 @@ func tokenMatches(stored, presented string) bool {
 	if stored == "" || presented == "" {
 		return false
 	}
-	want := sha256.Sum256([]byte(stored))
-	if hx, ok := strings.CutPrefix(stored, "sha256:"); ok {
-		b, err := hex.DecodeString(hx)
-		if err != nil || len(b) != sha256.Size {
-			return false
-		}
-		copy(want[:], b)
+	want, _, ok := settlement.SecretHash(stored)
+	if !ok {
+		return false
 	}
 	got := sha256.Sum256([]byte(presented))
 	return subtle.ConstantTimeCompare(want[:], got[:]) == 1

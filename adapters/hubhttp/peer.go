@@ -30,7 +30,7 @@ func PeerHandlerWithLog(peer settlement.HubPeer, hubToken string, log *slog.Logg
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PeerSettlePath, h.settle)
 	mux.HandleFunc("POST "+PeerReversePath, h.reverse)
-	if cp, ok := peer.(ClearingPeer); ok {
+	if cp, ok := peer.(settlement.ClearingPeer); ok {
 		mountClearing(mux, h, cp, h.log)
 	}
 	return mux

@@ -1,12 +1,11 @@
 package hubhttp
 
 import (
-	"encoding/csv"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/medsettle/medsettle/settlement"
 )
 
 // Tokens are the secrets between the hub and the province platforms. Each
@@ -27,7 +26,7 @@ type Tokens struct {
 }
 
 // MinTokenLen is the shortest token LoadTokens accepts.
-const MinTokenLen = 16
+const MinTokenLen = settlement.MinSecretLen
 
 // LoadTokens reads a tokens file: CSV rows `who,token`, '#' comments, where
 // who is
@@ -39,29 +38,16 @@ const MinTokenLen = 16
 // A header row `who,token` is allowed. Tokens have at least MinTokenLen characters.
 func LoadTokens(r io.Reader) (Tokens, error) {
 	t := Tokens{Province: map[string]string{}, Peer: map[string]string{}}
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = 2
-	cr.Comment = '#'
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for row, err := range settlement.ReadSecrets(r, "tokens", "who") {
 		if err != nil {
-			return Tokens{}, fmt.Errorf("tokens: %w", err)
+			return Tokens{}, err
 		}
-		line, _ := cr.FieldPos(0)
-		who, tok := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
-		if who == "who" {
-			continue
-		}
-		hashed := strings.HasPrefix(tok, "sha256:")
+		who, tok, line := row.Who, row.Secret, row.Line
+		_, hashed, ok := settlement.SecretHash(tok)
 		switch {
-		case hashed:
-			if b, err := hex.DecodeString(tok[len("sha256:"):]); err != nil || len(b) != 32 {
-				return Tokens{}, fmt.Errorf("tokens:%d: a sha256 hash is 64 hex digits", line)
-			}
-		case len(tok) < MinTokenLen:
+		case !ok:
+			return Tokens{}, fmt.Errorf("tokens:%d: a sha256 hash is 64 hex digits", line)
+		case !hashed && len(tok) < MinTokenLen:
 			return Tokens{}, fmt.Errorf("tokens:%d: the token of %s is shorter than %d characters", line, who, MinTokenLen)
 		}
 		var m map[string]string

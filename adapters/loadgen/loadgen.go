@@ -36,23 +36,15 @@ type Key struct {
 // optional header); bureau rows and sha256: hashes are skipped, since only a
 // usable institution key can drive a counter.
 func ParseKeys(r io.Reader) ([]Key, error) {
-	cr := csv.NewReader(r)
-	cr.Comment = '#'
-	cr.FieldsPerRecord = 2
 	var out []Key
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for row, err := range settlement.ReadKeyRows(r) {
 		if err != nil {
-			return nil, fmt.Errorf("keys: %w", err)
+			return nil, err
 		}
-		who, key := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
-		if who == "principal" || who == "fixmedins_code" || strings.HasPrefix(who, "bureau:") || strings.HasPrefix(key, "sha256:") {
+		if strings.HasPrefix(row.Who, "bureau:") || strings.HasPrefix(row.Secret, "sha256:") {
 			continue
 		}
-		out = append(out, Key{Institution: who, Key: key})
+		out = append(out, Key{Institution: row.Who, Key: row.Secret})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("keys: no institution key (rows fixmedins_code,key)")

@@ -10,48 +10,39 @@ import (
 	"github.com/medsettle/medsettle/settlement"
 )
 
-// Audit checks what the PostgreSQL store's Audit checks, on one consistent
-// view of the store: every hash chain replayed from genesis against its
-// head, every transaction balanced, every settlement's amounts equal to its
-// ledger entries, every ledger transaction claimed by a settlement or a
-// clearing posting, and every person-year's counters equal to the opening
-// balance plus the deltas of its settlements.
+// Audit checks what the PostgreSQL store's Audit checks (settlement.Auditor),
+// on one consistent view of the store: every hash chain replayed from genesis
+// against its head, every transaction balanced, every settlement's amounts
+// equal to its ledger entries, every ledger transaction claimed by a
+// settlement or a clearing posting, and every person-year's counters equal to
+// the opening balance plus the deltas of its settlements.
 func (s *Store) Audit(ctx context.Context) (*settlement.AuditReport, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	rep := &settlement.AuditReport{Chains: len(s.d.heads)}
-	txns := s.auditChains(rep)
-	s.auditSettlements(txns, rep)
-	return rep, nil
+	a := settlement.NewAuditor()
+	s.auditChains(a)
+	s.auditSettlements(a)
+	return a.Report(), nil
 }
 
-func (s *Store) auditChains(rep *settlement.AuditReport) map[string]*settlement.LedgerTxn {
-	ordered := make([]*settlement.LedgerTxn, len(s.d.txns))
-	for i := range s.d.txns {
-		ordered[i] = &s.d.txns[i]
-	}
-	slices.SortFunc(ordered, func(a, b *settlement.LedgerTxn) int {
+// auditChains feeds the ledger to a in the order PostgreSQL reads it.
+func (s *Store) auditChains(a *settlement.Auditor) {
+	ordered := make([]settlement.LedgerTxn, len(s.d.txns))
+	copy(ordered, s.d.txns)
+	slices.SortFunc(ordered, func(a, b settlement.LedgerTxn) int {
 		return cmp.Or(strings.Compare(a.Chain, b.Chain), cmp.Compare(a.Seq, b.Seq), strings.Compare(a.ID, b.ID))
 	})
-	v := settlement.NewChainVerifier()
-	txns := map[string]*settlement.LedgerTxn{}
-	for _, t := range ordered {
-		c := *t
-		c.Time = c.Time.UTC()
-		v.Add(&c)
-		txns[c.ID] = &c
-		rep.Entries += len(c.Entries)
+	for i := range ordered {
+		a.Txn(&ordered[i])
 	}
-	v.Finish(s.d.heads)
-	rep.Txns = v.Txns
-	rep.Problems = append(rep.Problems, v.Problems...)
-	return txns
+	a.Heads(s.d.heads)
 }
 
-func (s *Store) auditSettlements(txns map[string]*settlement.LedgerTxn, rep *settlement.AuditReport) {
+// auditSettlements feeds the settlements, clearing postings and counters to a.
+func (s *Store) auditSettlements(a *settlement.Auditor) {
 	all := make([]settlement.Settlement, 0, len(s.d.settlements))
 	for _, r := range s.d.settlements {
 		all = append(all, readSettlement(r.s))
@@ -60,43 +51,18 @@ func (s *Store) auditSettlements(txns map[string]*settlement.LedgerTxn, rep *set
 		return cmp.Or(strings.Compare(a.PsnNo, b.PsnNo), cmp.Compare(a.Year, b.Year),
 			a.SetlTime.Compare(b.SetlTime), strings.Compare(a.SetlID, b.SetlID))
 	})
-	deltas := map[yearKey][]settlement.Delta{}
-	claimed := map[string]bool{}
 	for i := range all {
-		st := &all[i]
-		rep.Settlements++
-		rep.Problems = append(rep.Problems, settlement.CheckSettlement(st, txns[st.LedgerTxnID])...)
-		claimed[st.LedgerTxnID] = true
-		if st.Role == settlement.RoleTreatment {
-			continue // the person's counters are kept by the insured province
-		}
-		k := yearKey{st.PsnNo, st.Year}
-		deltas[k] = append(deltas[k], st.Delta)
+		a.Settlement(&all[i])
 	}
+	var posted []string
 	for _, r := range s.d.clearings {
-		if r.LedgerTxnID == "" {
-			continue
-		}
-		if txns[r.LedgerTxnID] == nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("clearing posting names ledger transaction %s, which is missing", r.LedgerTxnID))
-		}
-		claimed[r.LedgerTxnID] = true
-	}
-	for id, t := range txns {
-		if !claimed[id] {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("ledger transaction %s (chain %s seq %d) has no settlement", id, t.Chain, t.Seq))
+		if r.LedgerTxnID != "" {
+			posted = append(posted, r.LedgerTxnID)
 		}
 	}
-	for k, yc := range s.d.counters {
-		rep.Counters++
-		if want := settlement.ReplayCounters(yc.OpeningBalc, deltas[k]); want != yc.Counters {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("counters of %s for %d are %+v, the settlements sum to %+v",
-				k.psnNo, k.year, yc.Counters, want))
-		}
-		delete(deltas, k)
-	}
-	for k := range deltas {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("settlements of %s in %d but no counters row", k.psnNo, k.year))
+	a.Claims(posted)
+	for _, yc := range s.d.counters {
+		a.Counters(&yc)
 	}
 }
 

@@ -1,9 +1,11 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -78,22 +80,10 @@ func (t *tx) SettlementsOf(_ context.Context, q settlement.PeriodQuery) ([]settl
 
 // settlements returns the settlements keep selects, by settlement time then setl_id.
 func (t *tx) settlements(keep func(*settlementRow) bool) ([]settlement.Settlement, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	var out []settlement.Settlement
-	for _, r := range t.d.settlements {
-		if keep(&r) {
-			out = append(out, readSettlement(r.s))
-		}
-	}
-	slices.SortFunc(out, func(a, b settlement.Settlement) int {
-		if c := a.SetlTime.Compare(b.SetlTime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.SetlID, b.SetlID)
-	})
-	return out, nil
+	return list(t, maps.Values(t.d.settlements), keep, func(r settlementRow) settlement.Settlement { return readSettlement(r.s) },
+		func(a, b settlement.Settlement) int {
+			return cmp.Or(a.SetlTime.Compare(b.SetlTime), strings.Compare(a.SetlID, b.SetlID))
+		})
 }
 
 func (t *tx) ChainHead(_ context.Context, chain string) (settlement.ChainHead, error) {
@@ -181,18 +171,13 @@ func (t *tx) PutClearingRecord(_ context.Context, r *settlement.ClearingRecord) 
 // ClearingRecords returns the postings of a kind with counterparty by
 // period, without their items (as the PostgreSQL store reads them).
 func (t *tx) ClearingRecords(_ context.Context, counterparty, kind string) ([]settlement.ClearingRecord, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	var out []settlement.ClearingRecord
-	for k, r := range t.d.clearings {
-		if k.counterparty == counterparty && k.kind == kind {
+	return list(t, maps.Values(t.d.clearings),
+		func(r *settlement.ClearingRecord) bool { return r.Counterparty == counterparty && r.Kind == kind },
+		func(r settlement.ClearingRecord) settlement.ClearingRecord {
 			r.Items, r.Created = nil, stamp(r.Created)
-			out = append(out, r)
-		}
-	}
-	slices.SortFunc(out, func(a, b settlement.ClearingRecord) int { return strings.Compare(string(a.Period), string(b.Period)) })
-	return out, nil
+			return r
+		},
+		func(a, b settlement.ClearingRecord) int { return strings.Compare(string(a.Period), string(b.Period)) })
 }
 
 // MarkCleared marks settlements cleared in period; every one of them must

@@ -19,6 +19,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 	"sync"
 	"time"
 
@@ -233,6 +235,38 @@ func read[K comparable, V, T any](t *tx, m map[K]V, k K, as func(V) *T) (*T, err
 		return nil, err
 	}
 	return as(v), nil
+}
+
+// list is the rows keep selects, as read back through as, sorted by order:
+// every multi-row read of the store.
+func list[R, T any](t *tx, rows iter.Seq[R], keep func(*R) bool, as func(R) T, order func(a, b T) int) ([]T, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	var out []T
+	for r := range rows {
+		if keep(&r) {
+			out = append(out, as(r))
+		}
+	}
+	slices.SortFunc(out, order)
+	return out, nil
+}
+
+// upsert is an INSERT ... ON CONFLICT DO UPDATE of the columns update sets:
+// it stores v at k, or keeps the row on record at k, and then applies
+// update to the row stored. what names the write for errors.
+func upsert[K comparable, V any](t *tx, what string, m map[K]V, k K, v V, update func(row *V)) error {
+	if err := t.write(what); err != nil {
+		return err
+	}
+	row, ok := m[k]
+	if !ok {
+		row = v
+	}
+	update(&row)
+	put(t, m, k, row)
+	return nil
 }
 
 // put sets m[k] = v in t, remembering what was there.

@@ -44,16 +44,9 @@ func (t *tx) ClaimMessage(ctx context.Context, m *settlement.Message) (*settleme
 
 // PutMessage inserts m, or updates the status, ref and answer of its msgid.
 func (t *tx) PutMessage(_ context.Context, m *settlement.Message) error {
-	if err := t.write("storing message " + m.Msgid); err != nil {
-		return err
-	}
-	c, ok := t.d.messages[m.Msgid]
-	if !ok {
-		c = *m
-	}
-	c.Status, c.Ref, c.Answer = m.Status, m.Ref, []byte(string(m.Answer))
-	put(t, t.d.messages, c.Msgid, c)
-	return nil
+	return upsert(t, "storing message "+m.Msgid, t.d.messages, m.Msgid, *m, func(c *settlement.Message) {
+		c.Status, c.Ref, c.Answer = m.Status, m.Ref, []byte(string(m.Answer))
+	})
 }
 
 func (t *tx) Person(_ context.Context, psnNo string) (*settlement.Person, error) {
@@ -171,37 +164,19 @@ func (t *tx) Visit(_ context.Context, mdtrtID string) (*settlement.Visit, error)
 // PutVisit inserts a visit, or updates the med_type, end, status and
 // diagnosis of one on record (its other columns stay as first written).
 func (t *tx) PutVisit(_ context.Context, v *settlement.Visit) error {
-	if err := t.write("storing visit " + v.MdtrtID); err != nil {
-		return err
-	}
-	c, ok := t.d.visits[v.MdtrtID]
-	if !ok {
-		c = *v
-	}
-	c.MedType, c.End, c.Status, c.DiseCodg, c.DiseName = v.MedType, v.End, v.Status, v.DiseCodg, v.DiseName
-	put(t, t.d.visits, c.MdtrtID, c)
-	return nil
+	return upsert(t, "storing visit "+v.MdtrtID, t.d.visits, v.MdtrtID, *v, func(c *settlement.Visit) {
+		c.MedType, c.End, c.Status, c.DiseCodg, c.DiseName = v.MedType, v.End, v.Status, v.DiseCodg, v.DiseName
+	})
 }
 
 // Lines returns the visit's lines not withdrawn, in the order they were
 // charged (fee time, then feedetl_sn byte by byte).
 func (t *tx) Lines(_ context.Context, mdtrtID string) ([]settlement.FeeLine, error) {
-	if err := t.check(); err != nil {
-		return nil, err
-	}
-	var out []settlement.FeeLine
-	for _, r := range t.d.lines[mdtrtID] {
-		if !r.l.Withdrawn {
-			out = append(out, readLine(r.l))
-		}
-	}
-	slices.SortFunc(out, func(a, b settlement.FeeLine) int {
-		if c := a.FeeTime.Compare(b.FeeTime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.SN, b.SN)
-	})
-	return out, nil
+	return list(t, slices.Values(t.d.lines[mdtrtID]), func(r *lineRow) bool { return !r.l.Withdrawn },
+		func(r lineRow) settlement.FeeLine { return readLine(r.l) },
+		func(a, b settlement.FeeLine) int {
+			return cmp.Or(a.FeeTime.Compare(b.FeeTime), strings.Compare(a.SN, b.SN))
+		})
 }
 
 // readLine is a line as read back: its pricing only as far as the columns

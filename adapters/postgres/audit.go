@@ -22,14 +22,17 @@ import (
 // It holds the settlements and counters in memory: fine for a province's
 // day-to-day volume on one node; a national volume would audit per partition.
 func (s *Store) Audit(ctx context.Context) (*settlement.AuditReport, error) {
-	rep := &settlement.AuditReport{}
+	var rep *settlement.AuditReport
 	err := s.txn(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly}, func(ctx context.Context, ptx pgx.Tx) error {
-		*rep = settlement.AuditReport{}
-		txns, err := auditChains(ctx, ptx, rep)
-		if err != nil {
+		a := settlement.NewAuditor()
+		if err := auditChains(ctx, ptx, a); err != nil {
 			return err
 		}
-		return auditSettlements(ctx, ptx, txns, rep)
+		if err := auditSettlements(ctx, ptx, a); err != nil {
+			return err
+		}
+		rep = a.Report()
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -37,24 +40,26 @@ func (s *Store) Audit(ctx context.Context) (*settlement.AuditReport, error) {
 	return rep, nil
 }
 
-func auditChains(ctx context.Context, ptx pgx.Tx, rep *settlement.AuditReport) (map[string]*settlement.LedgerTxn, error) {
+// auditChains feeds the chain heads and the ledger to a, and reports what
+// only the tables show: an entry that does not read or is out of its
+// transaction's order, and entries of no transaction.
+func auditChains(ctx context.Context, ptx pgx.Tx, a *settlement.Auditor) error {
 	heads := map[string]settlement.ChainHead{}
 	rows, err := ptx.Query(ctx, `SELECT chain, seq, hash FROM chain_heads`)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for rows.Next() {
 		var c string
 		var h settlement.ChainHead
 		if err := rows.Scan(&c, &h.Seq, &h.Hash); err != nil {
-			return nil, err
+			return err
 		}
 		heads[c] = h
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	rep.Chains = len(heads)
 
 	// Entries are joined in (txn, ordinal) order; a LEFT JOIN keeps a
 	// transaction whose entries were all deleted, so that its hash breaks.
@@ -63,86 +68,67 @@ func auditChains(ctx context.Context, ptx pgx.Tx, rep *settlement.AuditReport) (
 		FROM ledger_txns t LEFT JOIN ledger_entries e ON e.txn_id = t.txn_id
 		ORDER BY t.chain, t.seq, t.txn_id, e.ordinal`)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	v := settlement.NewChainVerifier()
-	txns := map[string]*settlement.LedgerTxn{}
 	var cur *settlement.LedgerTxn
-	flush := func() {
-		if cur != nil {
-			v.Add(cur)
-		}
-	}
 	for rows.Next() {
 		var t settlement.LedgerTxn
 		var ordinal *int32
 		var account, amount *string
 		if err := rows.Scan(&t.ID, &t.Chain, &t.Seq, &t.PrevHash, &t.Hash, &t.Kind, &t.SetlID, &t.Time,
 			&ordinal, &account, &amount); err != nil {
-			return nil, err
+			return err
 		}
 		if cur == nil || cur.ID != t.ID {
-			flush()
+			if cur != nil {
+				a.Txn(cur)
+			}
 			t.Time = t.Time.UTC()
 			cur = &t
-			txns[t.ID] = cur
 		}
 		if ordinal != nil {
 			m, err := rules.ParseMoney(*amount)
 			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("txn %s entry %d: amount %q unreadable", cur.ID, *ordinal, *amount))
+				a.Problem("txn %s entry %d: amount %q unreadable", cur.ID, *ordinal, *amount)
 				continue
 			}
 			if int(*ordinal) != len(cur.Entries) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("txn %s: entry ordinal %d where %d was expected (entry deleted or moved)", cur.ID, *ordinal, len(cur.Entries)))
+				a.Problem("txn %s: entry ordinal %d where %d was expected (entry deleted or moved)", cur.ID, *ordinal, len(cur.Entries))
 			}
 			cur.Entries = append(cur.Entries, settlement.Entry{Account: *account, Amount: m})
-			rep.Entries++
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	flush()
-	v.Finish(heads)
-	rep.Txns = v.Txns
-	rep.Problems = append(rep.Problems, v.Problems...)
+	if cur != nil {
+		a.Txn(cur)
+	}
+	a.Heads(heads)
 
 	var orphans int
 	if err := ptx.QueryRow(ctx, `SELECT count(*) FROM ledger_entries e
 		WHERE NOT EXISTS (SELECT 1 FROM ledger_txns t WHERE t.txn_id = e.txn_id)`).Scan(&orphans); err != nil {
-		return nil, err
+		return err
 	}
 	if orphans > 0 {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("%d ledger entries belong to no transaction", orphans))
+		a.Problem("%d ledger entries belong to no transaction", orphans)
 	}
-	return txns, nil
+	return nil
 }
 
-func auditSettlements(ctx context.Context, ptx pgx.Tx, txns map[string]*settlement.LedgerTxn, rep *settlement.AuditReport) error {
+// auditSettlements feeds the settlements, clearing postings and counters to a.
+func auditSettlements(ctx context.Context, ptx pgx.Tx, a *settlement.Auditor) error {
 	rows, err := ptx.Query(ctx, `SELECT `+settlementCols+` FROM settlements ORDER BY psn_no, year, setl_time, setl_id`)
 	if err != nil {
 		return err
 	}
-	type key struct {
-		psn  string
-		year int
-	}
-	deltas := map[key][]settlement.Delta{}
-	claimed := map[string]bool{}
 	for rows.Next() {
 		s, err := scanSettlement(rows)
 		if err != nil {
 			return err
 		}
-		rep.Settlements++
-		rep.Problems = append(rep.Problems, settlement.CheckSettlement(s, txns[s.LedgerTxnID])...)
-		claimed[s.LedgerTxnID] = true
-		if s.Role == settlement.RoleTreatment {
-			continue // the person's counters are kept by the insured province
-		}
-		k := key{s.PsnNo, s.Year}
-		deltas[k] = append(deltas[k], s.Delta)
+		a.Settlement(s)
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -152,24 +138,18 @@ func auditSettlements(ctx context.Context, ptx pgx.Tx, txns map[string]*settleme
 	if err != nil {
 		return err
 	}
+	var posted []string
 	for crow.Next() {
 		var id string
 		if err := crow.Scan(&id); err != nil {
 			return err
 		}
-		if txns[id] == nil {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("clearing posting names ledger transaction %s, which is missing", id))
-		}
-		claimed[id] = true
+		posted = append(posted, id)
 	}
 	if err := crow.Err(); err != nil {
 		return err
 	}
-	for id, t := range txns {
-		if !claimed[id] {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("ledger transaction %s (chain %s seq %d) has no settlement", id, t.Chain, t.Seq))
-		}
-	}
+	a.Claims(posted)
 
 	rows, err = ptx.Query(ctx, `SELECT psn_no, year, `+counterCols+` FROM person_counters`)
 	if err != nil {
@@ -180,19 +160,7 @@ func auditSettlements(ctx context.Context, ptx pgx.Tx, txns map[string]*settleme
 		if err := scanCounters(rows, &yc, &yc.PsnNo, &yc.Year); err != nil {
 			return err
 		}
-		rep.Counters++
-		k := key{yc.PsnNo, yc.Year}
-		if want := settlement.ReplayCounters(yc.OpeningBalc, deltas[k]); want != yc.Counters {
-			rep.Problems = append(rep.Problems, fmt.Sprintf("counters of %s for %d are %+v, the settlements sum to %+v",
-				yc.PsnNo, yc.Year, yc.Counters, want))
-		}
-		delete(deltas, k)
+		a.Counters(&yc)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for k := range deltas {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("settlements of %s in %d but no counters row", k.psn, k.year))
-	}
-	return nil
+	return rows.Err()
 }

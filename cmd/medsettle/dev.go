@@ -97,7 +97,7 @@ func dev(ctx context.Context, c devConfig, log *slog.Logger, stdout io.Writer) e
 
 	hub := national.New(rs)
 	platforms := make([]*platform, 0, len(devProvinces))
-	peers := map[string]workflows.ClearingPeer{}
+	peers := map[string]settlement.ClearingPeer{}
 	for i, prov := range devProvinces {
 		p, err := startPlatform(start, log, cluster, rs, prov, keys, hub, tc)
 		if err != nil {

@@ -178,7 +178,7 @@ func runHubServer(ctx context.Context, c hubCommandConfig, log *slog.Logger, std
 	if c.temporal.address != "" {
 		// The monthly clearing (`medsettle clear`) runs here: the hub asks
 		// each province over its /hub-peer/ endpoints.
-		peers := map[string]workflows.ClearingPeer{}
+		peers := map[string]settlement.ClearingPeer{}
 		for _, p := range provs {
 			peers[p] = &hubhttp.PeerClient{URL: c.peers[p], Token: tokens.Peer[p], Timeout: c.peerTimeout}
 		}
