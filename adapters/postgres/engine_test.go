@@ -114,34 +114,29 @@ func TestRefusalsWriteNothing(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "001101000010000", "1", "30.00", "30.00"))
+	// Each refused call is made when its case runs, with a fresh msgid.
+	upload := func(l settlement.LineInput) func() error {
+		return func() error {
+			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee, []settlement.LineInput{l})
+			return err
+		}
+	}
+	settle := func(in settlement.SettleInput) func() error {
+		return func() error {
+			_, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), in)
+			return err
+		}
+	}
 	cases := []struct {
 		name string
 		run  func() error
 		rule string
 	}{
-		{"three decimals", func() error {
-			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee,
-				[]settlement.LineInput{line("2", "001101000010000", "1", "30.00", "30.001")})
-			return err
-		}, rules.CodeInvalidAmount},
-		{"amount is not cnt*pric", func() error {
-			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee,
-				[]settlement.LineInput{line("2", "001101000010000", "2", "30.00", "30.00")})
-			return err
-		}, rules.CodeAmountMismatch},
-		{"feedetl_sn already uploaded", func() error {
-			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee,
-				[]settlement.LineInput{line("1", "001101000010000", "1", "30.00", "30.00")})
-			return err
-		}, rules.CodeDuplicateLine},
-		{"medfee_sumamt differs from the lines", func() error {
-			_, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: mdtrt, MedfeeSumamt: "31.00"})
-			return err
-		}, ""},
-		{"pharmacy med_type at a hospital", func() error {
-			_, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: mdtrt, MedType: "41"})
-			return err
-		}, ""},
+		{"three decimals", upload(line("2", "001101000010000", "1", "30.00", "30.001")), rules.CodeInvalidAmount},
+		{"amount is not cnt*pric", upload(line("2", "001101000010000", "2", "30.00", "30.00")), rules.CodeAmountMismatch},
+		{"feedetl_sn already uploaded", upload(line("1", "001101000010000", "1", "30.00", "30.00")), rules.CodeDuplicateLine},
+		{"medfee_sumamt differs from the lines", settle(settlement.SettleInput{MdtrtID: mdtrt, MedfeeSumamt: "31.00"}), ""},
+		{"pharmacy med_type at a hospital", settle(settlement.SettleInput{MdtrtID: mdtrt, MedType: "41"}), ""},
 		{"unknown person", func() error {
 			_, err := e.engine.RegisterVisit(ctx, newMsg(hohhotHospital, "2201"), settlement.VisitInput{PsnNo: "nobody", Kind: settlement.VisitOutpatient})
 			return err
