@@ -98,7 +98,7 @@ func newSettleBench(b *testing.B) *settleBench {
 	if n := os.Getenv("BENCH_POOL"); n != "" {
 		dsn += "&pool_max_conns=" + n
 	}
-	st, err := postgres.Open(ctx, dsn, quietLog())
+	st, err := postgres.Open(ctx, dsn, pgfixture.Quiet())
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
 	rs := storetest.Rules(b)
