@@ -206,36 +206,28 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	st, c, engine := fx.Store, fx.Clock, fx.Engine
 	s := &monitorScript{t: t, engine: engine, clock: c, setl: map[string]settlement.SettleAnswer{}}
 
-	const (
-		hohhot   = "H15010000011" // 150100
-		hohhot2  = "H15010000032" // 150100
-		baotou   = "H15020000012" // 150200
-		pharmacy = "P15010000201" // 150100
-		p1       = "15010000000000000001"
-		p2       = "15010000000000000004"
-		p3       = "15010000000000000013"
-		p4       = "15010000000000000002"
-	)
+	// The script's persons, by the names of their settlements (p1a, p1b, …).
+	const p1, p2, p3, p4 = employee, employee4, employee13, retiree
 	// March, in order. p1 is admitted in Hohhot and, meanwhile, in Baotou;
 	// p2 is readmitted 7 days after discharge; p3 buys metformin six times,
 	// one of them cancelled; p4's visits are ordinary.
-	m1 := s.admit(hohhot, p1, "01 09:00")
-	m2 := s.admit(hohhot, p2, "01 10:00")
-	s.sale("d1", pharmacy, p3, "02 10:00")
-	s.outpatient("p4a", hohhot2, p4, "02 11:00")
-	m3 := s.admit(baotou, p1, "03 09:00")
-	s.sale("p4b", pharmacy, p4, "03 10:00")
-	s.sale("d2", pharmacy, p3, "04 10:00")
-	s.cancelSale("d2", pharmacy, p3, "04 10:30")
-	s.discharge("p2a", hohhot, p2, m2, "05 10:00")
-	s.discharge("p1b", baotou, p1, m3, "06 10:00")
-	s.sale("d3", pharmacy, p3, "06 11:00")
-	s.discharge("p1a", hohhot, p1, m1, "08 10:00")
-	s.sale("d4", pharmacy, p3, "09 10:00")
-	s.sale("d5", pharmacy, p3, "11 10:00")
-	m4 := s.admit(hohhot2, p2, "12 09:00")
-	s.sale("d6", pharmacy, p3, "13 10:00")
-	s.discharge("p2b", hohhot2, p2, m4, "14 10:00")
+	m1 := s.admit(hohhotHospital, p1, "01 09:00")
+	m2 := s.admit(hohhotHospital, p2, "01 10:00")
+	s.sale("d1", hohhotPharmacy, p3, "02 10:00")
+	s.outpatient("p4a", hohhotSecond, p4, "02 11:00")
+	m3 := s.admit(baotouHospital, p1, "03 09:00")
+	s.sale("p4b", hohhotPharmacy, p4, "03 10:00")
+	s.sale("d2", hohhotPharmacy, p3, "04 10:00")
+	s.cancelSale("d2", hohhotPharmacy, p3, "04 10:30")
+	s.discharge("p2a", hohhotHospital, p2, m2, "05 10:00")
+	s.discharge("p1b", baotouHospital, p1, m3, "06 10:00")
+	s.sale("d3", hohhotPharmacy, p3, "06 11:00")
+	s.discharge("p1a", hohhotHospital, p1, m1, "08 10:00")
+	s.sale("d4", hohhotPharmacy, p3, "09 10:00")
+	s.sale("d5", hohhotPharmacy, p3, "11 10:00")
+	m4 := s.admit(hohhotSecond, p2, "12 09:00")
+	s.sale("d6", hohhotPharmacy, p3, "13 10:00")
+	s.discharge("p2b", hohhotSecond, p2, m4, "14 10:00")
 
 	// The settlements topic, with one event delivered twice.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.MonitorSettlementsTopic, kafka.MonitorAlertsTopic))
@@ -311,14 +303,14 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 			require.NotEmpty(t, ev.Institution)
 		}
 	}
-	require.Equal(t, []string{hohhot, baotou}, []string{hohhotAlerts[0].Settlements[1].Institution, hohhotAlerts[0].Settlements[0].Institution})
+	require.Equal(t, []string{hohhotHospital, baotouHospital}, []string{hohhotAlerts[0].Settlements[1].Institution, hohhotAlerts[0].Settlements[0].Institution})
 	require.Equal(t, rules.Money(12540), hohhotAlerts[1].Settlements[0].MedfeeSumamt)
 
 	// Baotou's bureau: only the alert involving its hospital.
 	baotouAlerts := bureauAlerts(t, srv, key["bureau:150200"], "")
 	require.Len(t, baotouAlerts, 1)
 	require.Equal(t, overlap.ID, baotouAlerts[0].ID)
-	require.Equal(t, baotou, baotouAlerts[0].Settlements[0].Institution)
+	require.Equal(t, baotouHospital, baotouAlerts[0].Settlements[0].Institution)
 	require.Equal(t, "150200", baotouAlerts[0].Settlements[0].Region)
 	// Wuhan's bureau: nothing of it.
 	require.Empty(t, bureauAlerts(t, srv, key["bureau:420100"], ""))
@@ -338,7 +330,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 		status     int
 		msg        string
 	}{
-		{key[hohhot], "", http.StatusForbidden, "is for a bureau key"},
+		{key[hohhotHospital], "", http.StatusForbidden, "is for a bureau key"},
 		{"", "", http.StatusUnauthorized, "Bearer API key"},
 		{"not-a-key-at-all-0123", "", http.StatusUnauthorized, "Bearer API key"},
 		{key["bureau:150100"], "?rule=swipes", http.StatusBadRequest, "want one of overlapping_stays"},

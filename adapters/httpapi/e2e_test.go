@@ -23,6 +23,7 @@ const (
 	hohhotHospital = "H15010000011" // level 3, region 150100
 	hohhotSecond   = "H15010000032" // level 2, region 150100
 	hohhotPharmacy = "P15010000201"
+	baotouHospital = "H15020000012" // region 150200
 	wuhanHospital  = "H42010000001"
 )
 
