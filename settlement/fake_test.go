@@ -76,12 +76,18 @@ func (t *fakeTx) call(format string, args ...any) {
 	t.calls = append(t.calls, fmt.Sprintf(format, args...))
 }
 
+// lookup returns a copy of m[k], or nil when there is none, as a store's
+// reads answer a row they do not have.
+func lookup[T any](m map[string]T, k string) *T {
+	if v, ok := m[k]; ok {
+		return &v
+	}
+	return nil
+}
+
 func (t *fakeTx) Message(_ context.Context, id string) (*Message, error) {
 	t.call("Message")
-	if m, ok := t.msgs[id]; ok {
-		return &m, nil
-	}
-	return nil, nil
+	return lookup(t.msgs, id), nil
 }
 
 func (t *fakeTx) ClaimMessage(_ context.Context, m *Message) (*Message, error) {
@@ -101,10 +107,7 @@ func (t *fakeTx) PutMessage(_ context.Context, m *Message) error {
 
 func (t *fakeTx) Person(_ context.Context, id string) (*Person, error) {
 	t.call("Person")
-	if p, ok := t.persons[id]; ok {
-		return &p, nil
-	}
-	return nil, nil
+	return lookup(t.persons, id), nil
 }
 
 func (t *fakeTx) PersonByCert(_ context.Context, certType, certNo string) (*Person, error) {
@@ -135,10 +138,7 @@ func (t *fakeTx) PutCounters(_ context.Context, yc YearCounters) error {
 
 func (t *fakeTx) Visit(_ context.Context, id string) (*Visit, error) {
 	t.call("Visit")
-	if v, ok := t.visits[id]; ok {
-		return &v, nil
-	}
-	return nil, nil
+	return lookup(t.visits, id), nil
 }
 
 func (t *fakeTx) PutVisit(_ context.Context, v *Visit) error {
@@ -182,11 +182,11 @@ func (t *fakeTx) WithdrawBatch(_ context.Context, id, bchno string) (int, error)
 
 func (t *fakeTx) Settlement(_ context.Context, id string) (*Settlement, error) {
 	t.call("Settlement")
-	if s, ok := t.setls[id]; ok {
+	s := lookup(t.setls, id)
+	if s != nil {
 		s.visit, s.lines = nil, nil
-		return &s, nil
 	}
-	return nil, nil
+	return s, nil
 }
 
 func (t *fakeTx) PutSettlement(_ context.Context, s *Settlement) error {

@@ -10,10 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/server/temporaltest"
 
-	"github.com/medsettle/medsettle"
-	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -79,33 +76,24 @@ func (f *flaky) PostPayment(ctx context.Context, st settlement.Statement, v []se
 func TestMonthlyClearing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	tc := ts.GetDefaultClient()
+	pf := newPlatform(t)
+	rs, tc := pf.rules, pf.client
 	hub := national.New(rs)
 	var now atomic.Value
 	now.Store(time.Date(2026, 3, 10, 10, 0, 0, 0, rules.CST))
 	clock := func() time.Time { return now.Load().(time.Time) }
-
 	provinces := []string{"150000", "420000", "230000"}
-	stores := map[string]*postgres.Store{}
-	engines := map[string]*settlement.Engine{}
+	pf.open(t, hub, clock, func(e *settlement.Engine) settlement.Reverser {
+		return &settlement.InlineReverser{Hub: e.Hub, Backoff: time.Millisecond}
+	}, provinces...)
+	engines := pf.engines
 	peers := map[string]*flaky{}
-	for _, prov := range provinces {
-		st := pgfixture.Store(t)
-		e := &settlement.Engine{Rules: rs, Store: st, Province: prov, Hub: hub.For(prov), Now: clock}
-		e.Reverser = &settlement.InlineReverser{Hub: e.Hub, Backoff: time.Millisecond}
-		hub.Register(prov, e)
-		stores[prov], engines[prov], peers[prov] = st, e, &flaky{ClearingPeer: e}
+	for prov, e := range engines {
+		peers[prov] = &flaky{ClearingPeer: e}
 	}
 	// Every province holds an advance of 5,000.00 for every other one.
-	for _, ins := range provinces {
-		for _, tr := range provinces {
-			if ins != tr {
-				require.NoError(t, engines[ins].FundAdvance(ctx, "2026-02", tr, 500000))
-			}
-		}
+	for ins, tr := range pf.pairs() {
+		require.NoError(t, engines[ins].FundAdvance(ctx, "2026-02", tr, 500000))
 	}
 
 	traffic := []swipe{
@@ -119,16 +107,16 @@ func TestMonthlyClearing(t *testing.T) {
 	var misstated string
 	for i, sw := range traffic {
 		e := engines[rs.Province(rs.Institutions[sw.hosp].Admdvs)]
-		v, err := e.RegisterVisit(ctx, msg(sw.hosp, "2201"), settlement.VisitInput{PsnNo: sw.psn, Kind: settlement.VisitOutpatient, MedType: "11"})
+		v, err := e.RegisterVisit(ctx, pgfixture.Msg(sw.hosp, "2201"), settlement.VisitInput{PsnNo: sw.psn, Kind: settlement.VisitOutpatient, MedType: "11"})
 		require.NoError(t, err, "swipe %d", i)
 		cnt := map[string]string{"380.00": "1", "760.00": "2", "1140.00": "3", "1520.00": "4", "2280.00": "6"}[sw.amount]
-		_, err = e.UploadLines(ctx, msg(sw.hosp, "2204"), v.MdtrtID, sw.psn, []settlement.LineInput{
+		_, err = e.UploadLines(ctx, pgfixture.Msg(sw.hosp, "2204"), v.MdtrtID, sw.psn, []settlement.LineInput{
 			{SN: "1", Code: "002302000010000", Cnt: cnt, Pric: "380.00", Amount: sw.amount}})
 		require.NoError(t, err)
-		a, err := e.Settle(ctx, msg(sw.hosp, "2207"), settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: sw.psn})
+		a, err := e.Settle(ctx, pgfixture.Msg(sw.hosp, "2207"), settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: sw.psn})
 		require.NoError(t, err, "swipe %d", i)
 		if sw.cancel {
-			_, err = e.Cancel(ctx, msg(sw.hosp, "2208"), settlement.CancelInput{SetlID: a.SetlID})
+			_, err = e.Cancel(ctx, pgfixture.Msg(sw.hosp, "2208"), settlement.CancelInput{SetlID: a.SetlID})
 			require.NoError(t, err)
 		}
 		if i == 1 {
@@ -147,14 +135,14 @@ func TestMonthlyClearing(t *testing.T) {
 		hubPeers[p] = f
 	}
 	register := func(r worker.Registry) { workflows.RegisterHub(r, &workflows.ClearingActivities{Peers: hubPeers}) }
-	w1 := ts.NewWorker(workflows.HubTaskQueue, register)
+	w1 := pf.server.NewWorker(workflows.HubTaskQueue, register)
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-03"), TaskQueue: workflows.HubTaskQueue},
 		workflows.ClearingWorkflow, workflows.ClearingInput{Period: "2026-03", Provinces: provinces,
 			ConfirmWithin: 20 * time.Second, ActivityTimeout: 3 * time.Second})
 	require.NoError(t, err)
 	time.Sleep(time.Second)
 	w1.Stop() // killed mid-clearing
-	ts.NewWorker(workflows.HubTaskQueue, register)
+	pf.server.NewWorker(workflows.HubTaskQueue, register)
 	var res workflows.ClearingResult
 	require.NoError(t, run.Get(ctx, &res))
 
@@ -171,7 +159,7 @@ func TestMonthlyClearing(t *testing.T) {
 	require.True(t, pairs["230000<-150000"].Escalated, "Hohhot did not answer: escalated")
 	require.Zero(t, pairs["230000<-150000"].Paid)
 	require.Equal(t, int32(2), peers["420000"].payments.Load(), "the payment activity ran twice")
-	conserved(t, ctx, engines, stores, provinces)
+	conserved(t, ctx, pf)
 
 	// Wuhan paid exactly once what it confirmed, out of its advance for Hohhot.
 	adv, err := engines["420000"].Balance(ctx, settlement.AdvanceAccount("150000"))
@@ -199,40 +187,26 @@ func TestMonthlyClearing(t *testing.T) {
 		workflows.ClearingWorkflow, workflows.ClearingInput{Period: "2026-04", Provinces: provinces, ActivityTimeout: 3 * time.Second})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
-	conserved(t, ctx, engines, stores, provinces)
-	for _, tr := range provinces {
-		for _, ins := range provinces {
-			if tr == ins {
-				continue
-			}
-			open, err := engines[tr].Balance(ctx, settlement.ClearingAccount(ins))
-			require.NoError(t, err)
-			require.Zero(t, open, "%s's receivable from %s is cleared", tr, ins)
-		}
+	conserved(t, ctx, pf)
+	for tr, ins := range pf.pairs() {
+		open, err := engines[tr].Balance(ctx, settlement.ClearingAccount(ins))
+		require.NoError(t, err)
+		require.Zero(t, open, "%s's receivable from %s is cleared", tr, ins)
 	}
 }
 
 // conserved checks that every receivable equals the matching payable and
 // that every province's audit is clean.
-func conserved(t *testing.T, ctx context.Context, engines map[string]*settlement.Engine, stores map[string]*postgres.Store, provinces []string) {
+func conserved(t *testing.T, ctx context.Context, pf *platform) {
 	t.Helper()
-	for _, tr := range provinces {
-		for _, ins := range provinces {
-			if tr == ins {
-				continue
-			}
-			recv, err := engines[tr].Balance(ctx, settlement.ClearingAccount(ins))
-			require.NoError(t, err)
-			pay, err := engines[ins].Balance(ctx, settlement.ClearingAccount(tr))
-			require.NoError(t, err)
-			require.Equal(t, rules.Money(0), recv+pay, "%s's receivable from %s (%s) must equal %s's payable (%s)", tr, ins, recv, ins, -pay)
-		}
-	}
-	for prov, st := range stores {
-		rep, err := st.Audit(ctx)
+	for tr, ins := range pf.pairs() {
+		recv, err := pf.engines[tr].Balance(ctx, settlement.ClearingAccount(ins))
 		require.NoError(t, err)
-		require.True(t, rep.OK(), "%s: %v", prov, rep.Problems)
+		pay, err := pf.engines[ins].Balance(ctx, settlement.ClearingAccount(tr))
+		require.NoError(t, err)
+		require.Equal(t, rules.Money(0), recv+pay, "%s's receivable from %s (%s) must equal %s's payable (%s)", tr, ins, recv, ins, -pay)
 	}
+	pf.audited(t, ctx)
 }
 
 // flakyHub fails the first n reversals with an unknown outcome, then answers.

@@ -2,18 +2,13 @@ package workflows_test
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/server/temporaltest"
 
-	"github.com/medsettle/medsettle"
 	"github.com/medsettle/medsettle/adapters/hubsim"
-	"github.com/medsettle/medsettle/adapters/postgres"
 	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -21,14 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) { pgfixture.Main(m) }
-
-var seq atomic.Int64
-
-func msg(inst, infno string) settlement.Msg {
-	n := seq.Add(1)
-	return settlement.Msg{ID: fmt.Sprintf("%s%s%04d", inst, time.Now().Format("20060102150405"), n%10000),
-		Infno: infno, Institution: inst, Digest: fmt.Sprint(n)}
-}
 
 // A settlement whose answer is lost while the insured province is also
 // unreachable for a while: the reversal runs as a workflow on a real
@@ -41,44 +28,35 @@ func TestReversalWorkflowOnTemporal(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rs, err := rules.Load(medsettle.Rules())
-	require.NoError(t, err)
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	tc := ts.GetDefaultClient()
-
-	hub := hubsim.New(rs)
+	pf := newPlatform(t)
+	tc := pf.client
+	hub := hubsim.New(pf.rules)
 	now := func() time.Time { return time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST) }
-	stores := map[string]*postgres.Store{}
-	engines := map[string]*settlement.Engine{}
-	for _, prov := range []string{"150000", "420000"} {
-		st := pgfixture.Store(t)
-		e := &settlement.Engine{Rules: rs, Store: st, Province: prov, Hub: hub.For(prov), Now: now,
-			Reverser: &workflows.Reverser{Client: tc, Province: prov}}
-		hub.Register(prov, e)
-		stores[prov], engines[prov] = st, e
-	}
-	treat, insured := engines["150000"], engines["420000"]
+	pf.open(t, hub, now, func(e *settlement.Engine) settlement.Reverser {
+		return &workflows.Reverser{Client: tc, Province: e.Province}
+	}, "150000", "420000")
+	treat, insured := pf.engines["150000"], pf.engines["420000"]
 	register := func(r worker.Registry) {
 		workflows.Register(r, &workflows.Activities{Hub: hub.For("150000")})
 	}
-	w1 := ts.NewWorker(workflows.TaskQueue("150000"), register)
+	w1 := pf.server.NewWorker(workflows.TaskQueue("150000"), register)
 
-	v, err := treat.RegisterVisit(ctx, msg(hosp, "2201"), settlement.VisitInput{PsnNo: resident, Kind: settlement.VisitOutpatient, MedType: "11"})
+	v, err := treat.RegisterVisit(ctx, pgfixture.Msg(hosp, "2201"), settlement.VisitInput{PsnNo: resident, Kind: settlement.VisitOutpatient, MedType: "11"})
 	require.NoError(t, err)
-	_, err = treat.UploadLines(ctx, msg(hosp, "2204"), v.MdtrtID, resident, []settlement.LineInput{
+	_, err = treat.UploadLines(ctx, pgfixture.Msg(hosp, "2204"), v.MdtrtID, resident, []settlement.LineInput{
 		{SN: "1", Code: "002302000010000", Cnt: "2", Pric: "380.00", Amount: "760.00"}})
 	require.NoError(t, err)
 
 	// The insured side settles, the answer is lost, and the first reversals fail.
 	hub.Inject(hubsim.DropAnswer)
 	hub.FailReverses(2)
-	m := msg(hosp, "2207")
+	m := pgfixture.Msg(hosp, "2207")
 	_, err = treat.Settle(ctx, m, settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: resident})
 	require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err), "%v", err)
 
 	// The worker goes away mid-reversal; another one takes over.
 	w1.Stop()
-	ts.NewWorker(workflows.TaskQueue("150000"), register)
+	pf.server.NewWorker(workflows.TaskQueue("150000"), register)
 
 	var ans settlement.RemoteReverseAnswer
 	require.NoError(t, tc.GetWorkflow(ctx, workflows.ReversalID(m.ID), "").Get(ctx, &ans))
@@ -87,13 +65,9 @@ func TestReversalWorkflowOnTemporal(t *testing.T) {
 	counters, err := insured.YearCountersOf(ctx, resident, 2026)
 	require.NoError(t, err)
 	require.Equal(t, rules.Counters{}, counters, "the reversed settlement left no trace in the counters")
-	for prov, st := range stores {
-		rep, err := st.Audit(ctx)
-		require.NoError(t, err)
-		require.True(t, rep.OK(), "%s: %v", prov, rep.Problems)
-	}
+	pf.audited(t, ctx)
 	var standing int
-	require.NoError(t, stores["420000"].Pool().QueryRow(ctx,
+	require.NoError(t, pf.stores["420000"].Pool().QueryRow(ctx,
 		`SELECT count(*) FROM settlements WHERE status = 'settled' AND reverses = ''`).Scan(&standing))
 	require.Zero(t, standing)
 

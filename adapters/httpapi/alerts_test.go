@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -36,19 +35,13 @@ import (
 type monitorScript struct {
 	t      *testing.T
 	engine *settlement.Engine
-	clock  *clock
-	n      int
+	clock  *pgfixture.Clock
 	setl   map[string]settlement.SettleAnswer // by a name in the script
-}
-
-func (s *monitorScript) msg(inst, infno string) settlement.Msg {
-	s.n++
-	return settlement.Msg{ID: fmt.Sprintf("%s20260301%06d", inst, s.n), Infno: infno, Institution: inst, Digest: fmt.Sprint("d", s.n)}
 }
 
 // at sets the clock to a CST time on 2026-03-dd ("02 15:04") and returns it.
 func (s *monitorScript) at(when string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-"+when, cst)
+	t, err := time.ParseInLocation("2006-01-02 15:04", "2026-03-"+when, rules.CST)
 	require.NoError(s.t, err)
 	s.clock.Set(t)
 	return t
@@ -64,10 +57,10 @@ var (
 func (s *monitorScript) admit(inst, psn, when string) string {
 	ctx := context.Background()
 	begin := s.at(when)
-	v, err := s.engine.RegisterVisit(ctx, s.msg(inst, "2401"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitInpatient,
+	v, err := s.engine.RegisterVisit(ctx, pgfixture.Msg(inst, "2401"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitInpatient,
 		MedType: "21", Begin: begin, IptOtpNo: "ZY" + psn[16:]})
 	require.NoError(s.t, err)
-	_, err = s.engine.UploadLines(ctx, s.msg(inst, "2301"), v.MdtrtID, psn, []settlement.LineInput{monConsult, monCeftriax})
+	_, err = s.engine.UploadLines(ctx, pgfixture.Msg(inst, "2301"), v.MdtrtID, psn, []settlement.LineInput{monConsult, monCeftriax})
 	require.NoError(s.t, err)
 	return v.MdtrtID
 }
@@ -76,9 +69,9 @@ func (s *monitorScript) admit(inst, psn, when string) string {
 func (s *monitorScript) discharge(name, inst, psn, mdtrtID, when string) {
 	ctx := context.Background()
 	end := s.at(when)
-	_, err := s.engine.UpdateVisit(ctx, s.msg(inst, "2402"), settlement.VisitUpdate{MdtrtID: mdtrtID, PsnNo: psn, End: end})
+	_, err := s.engine.UpdateVisit(ctx, pgfixture.Msg(inst, "2402"), settlement.VisitUpdate{MdtrtID: mdtrtID, PsnNo: psn, End: end})
 	require.NoError(s.t, err)
-	a, err := s.engine.Settle(ctx, s.msg(inst, "2304"), settlement.SettleInput{MdtrtID: mdtrtID, PsnNo: psn, MedType: "21"})
+	a, err := s.engine.Settle(ctx, pgfixture.Msg(inst, "2304"), settlement.SettleInput{MdtrtID: mdtrtID, PsnNo: psn, MedType: "21"})
 	require.NoError(s.t, err)
 	s.setl[name] = a
 }
@@ -87,11 +80,11 @@ func (s *monitorScript) discharge(name, inst, psn, mdtrtID, when string) {
 func (s *monitorScript) outpatient(name, inst, psn, when string) {
 	ctx := context.Background()
 	s.at(when)
-	v, err := s.engine.RegisterVisit(ctx, s.msg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: "11"})
+	v, err := s.engine.RegisterVisit(ctx, pgfixture.Msg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: "11"})
 	require.NoError(s.t, err)
-	_, err = s.engine.UploadLines(ctx, s.msg(inst, "2204"), v.MdtrtID, psn, []settlement.LineInput{monConsult})
+	_, err = s.engine.UploadLines(ctx, pgfixture.Msg(inst, "2204"), v.MdtrtID, psn, []settlement.LineInput{monConsult})
 	require.NoError(s.t, err)
-	a, err := s.engine.Settle(ctx, s.msg(inst, "2207"), settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: psn, MedType: "11"})
+	a, err := s.engine.Settle(ctx, pgfixture.Msg(inst, "2207"), settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: psn, MedType: "11"})
 	require.NoError(s.t, err)
 	s.setl[name] = a
 }
@@ -99,7 +92,7 @@ func (s *monitorScript) outpatient(name, inst, psn, when string) {
 // sale is 2102 at when.
 func (s *monitorScript) sale(name, inst, psn, when string) {
 	s.at(when)
-	a, err := s.engine.PharmacySettle(context.Background(), s.msg(inst, "2102"), settlement.PharmacyInput{PsnNo: psn,
+	a, err := s.engine.PharmacySettle(context.Background(), pgfixture.Msg(inst, "2102"), settlement.PharmacyInput{PsnNo: psn,
 		Lines: []settlement.LineInput{monMetformin}})
 	require.NoError(s.t, err)
 	s.setl[name] = a
@@ -108,7 +101,7 @@ func (s *monitorScript) sale(name, inst, psn, when string) {
 // cancelSale is 2103 at when.
 func (s *monitorScript) cancelSale(name, inst, psn, when string) {
 	s.at(when)
-	_, err := s.engine.Cancel(context.Background(), s.msg(inst, "2103"), settlement.CancelInput{SetlID: s.setl[name].SetlID,
+	_, err := s.engine.Cancel(context.Background(), pgfixture.Msg(inst, "2103"), settlement.CancelInput{SetlID: s.setl[name].SetlID,
 		PsnNo: psn, MedTypes: []string{"41"}})
 	require.NoError(s.t, err)
 }
@@ -192,7 +185,7 @@ func bureauAlerts(t *testing.T, srv *httptest.Server, key, query string) []monit
 // startMonitor runs a monitor consumer of the fund-supervision group until
 // stop (called at the latest when the test ends), which returns what Run did.
 func startMonitor(t *testing.T, ctx context.Context, brokers []string, st monitor.Store) (*kafka.MonitorConsumer, func() error) {
-	consumer := &kafka.MonitorConsumer{Brokers: brokers, Store: st, Log: quietLog(),
+	consumer := &kafka.MonitorConsumer{Brokers: brokers, Store: st, Log: pgfixture.Quiet(),
 		Opts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -213,36 +206,28 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	st, c, engine := fx.Store, fx.Clock, fx.Engine
 	s := &monitorScript{t: t, engine: engine, clock: c, setl: map[string]settlement.SettleAnswer{}}
 
-	const (
-		hohhot   = "H15010000011" // 150100
-		hohhot2  = "H15010000032" // 150100
-		baotou   = "H15020000012" // 150200
-		pharmacy = "P15010000201" // 150100
-		p1       = "15010000000000000001"
-		p2       = "15010000000000000004"
-		p3       = "15010000000000000013"
-		p4       = "15010000000000000002"
-	)
+	// The script's persons, by the names of their settlements (p1a, p1b, …).
+	const p1, p2, p3, p4 = employee, employee4, employee13, retiree
 	// March, in order. p1 is admitted in Hohhot and, meanwhile, in Baotou;
 	// p2 is readmitted 7 days after discharge; p3 buys metformin six times,
 	// one of them cancelled; p4's visits are ordinary.
-	m1 := s.admit(hohhot, p1, "01 09:00")
-	m2 := s.admit(hohhot, p2, "01 10:00")
-	s.sale("d1", pharmacy, p3, "02 10:00")
-	s.outpatient("p4a", hohhot2, p4, "02 11:00")
-	m3 := s.admit(baotou, p1, "03 09:00")
-	s.sale("p4b", pharmacy, p4, "03 10:00")
-	s.sale("d2", pharmacy, p3, "04 10:00")
-	s.cancelSale("d2", pharmacy, p3, "04 10:30")
-	s.discharge("p2a", hohhot, p2, m2, "05 10:00")
-	s.discharge("p1b", baotou, p1, m3, "06 10:00")
-	s.sale("d3", pharmacy, p3, "06 11:00")
-	s.discharge("p1a", hohhot, p1, m1, "08 10:00")
-	s.sale("d4", pharmacy, p3, "09 10:00")
-	s.sale("d5", pharmacy, p3, "11 10:00")
-	m4 := s.admit(hohhot2, p2, "12 09:00")
-	s.sale("d6", pharmacy, p3, "13 10:00")
-	s.discharge("p2b", hohhot2, p2, m4, "14 10:00")
+	m1 := s.admit(hohhotHospital, p1, "01 09:00")
+	m2 := s.admit(hohhotHospital, p2, "01 10:00")
+	s.sale("d1", hohhotPharmacy, p3, "02 10:00")
+	s.outpatient("p4a", hohhotSecond, p4, "02 11:00")
+	m3 := s.admit(baotouHospital, p1, "03 09:00")
+	s.sale("p4b", hohhotPharmacy, p4, "03 10:00")
+	s.sale("d2", hohhotPharmacy, p3, "04 10:00")
+	s.cancelSale("d2", hohhotPharmacy, p3, "04 10:30")
+	s.discharge("p2a", hohhotHospital, p2, m2, "05 10:00")
+	s.discharge("p1b", baotouHospital, p1, m3, "06 10:00")
+	s.sale("d3", hohhotPharmacy, p3, "06 11:00")
+	s.discharge("p1a", hohhotHospital, p1, m1, "08 10:00")
+	s.sale("d4", hohhotPharmacy, p3, "09 10:00")
+	s.sale("d5", hohhotPharmacy, p3, "11 10:00")
+	m4 := s.admit(hohhotSecond, p2, "12 09:00")
+	s.sale("d6", hohhotPharmacy, p3, "13 10:00")
+	s.discharge("p2b", hohhotSecond, p2, m4, "14 10:00")
 
 	// The settlements topic, with one event delivered twice.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.MonitorSettlementsTopic, kafka.MonitorAlertsTopic))
@@ -287,7 +272,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 
 	// The bureau API.
 	_, keys, key := storetest.DevKeys(t)
-	api := &httpapi.Server{Engine: engine, Keys: keys, Log: quietLog(), Alerts: alertStore}
+	api := &httpapi.Server{Engine: engine, Keys: keys, Log: pgfixture.Quiet(), Alerts: alertStore}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 
@@ -318,14 +303,14 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 			require.NotEmpty(t, ev.Institution)
 		}
 	}
-	require.Equal(t, []string{hohhot, baotou}, []string{hohhotAlerts[0].Settlements[1].Institution, hohhotAlerts[0].Settlements[0].Institution})
+	require.Equal(t, []string{hohhotHospital, baotouHospital}, []string{hohhotAlerts[0].Settlements[1].Institution, hohhotAlerts[0].Settlements[0].Institution})
 	require.Equal(t, rules.Money(12540), hohhotAlerts[1].Settlements[0].MedfeeSumamt)
 
 	// Baotou's bureau: only the alert involving its hospital.
 	baotouAlerts := bureauAlerts(t, srv, key["bureau:150200"], "")
 	require.Len(t, baotouAlerts, 1)
 	require.Equal(t, overlap.ID, baotouAlerts[0].ID)
-	require.Equal(t, baotou, baotouAlerts[0].Settlements[0].Institution)
+	require.Equal(t, baotouHospital, baotouAlerts[0].Settlements[0].Institution)
 	require.Equal(t, "150200", baotouAlerts[0].Settlements[0].Region)
 	// Wuhan's bureau: nothing of it.
 	require.Empty(t, bureauAlerts(t, srv, key["bureau:420100"], ""))
@@ -345,7 +330,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 		status     int
 		msg        string
 	}{
-		{key[hohhot], "", http.StatusForbidden, "is for a bureau key"},
+		{key[hohhotHospital], "", http.StatusForbidden, "is for a bureau key"},
 		{"", "", http.StatusUnauthorized, "Bearer API key"},
 		{"not-a-key-at-all-0123", "", http.StatusUnauthorized, "Bearer API key"},
 		{key["bureau:150100"], "?rule=swipes", http.StatusBadRequest, "want one of overlapping_stays"},
@@ -362,7 +347,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 		require.Contains(t, e.Error, tc.msg)
 	}
 	// A server without the alerts port says so.
-	bare := httptest.NewServer((&httpapi.Server{Engine: engine, Keys: keys, Log: quietLog()}).Handler())
+	bare := httptest.NewServer((&httpapi.Server{Engine: engine, Keys: keys, Log: pgfixture.Quiet()}).Handler())
 	t.Cleanup(bare.Close)
 	status, _ := bureauGet(t, bare, key["bureau:150100"], httpapi.AlertsPath)
 	require.Equal(t, http.StatusServiceUnavailable, status)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/adapters/fsi/client"
+	"github.com/medsettle/medsettle/rules"
 )
 
 // The integrators' client (adapters/fsi/client) against the real server,
@@ -90,7 +91,7 @@ func TestHelpersFlow(t *testing.T) {
 	require.Equal(t, -sale.Setlinfo.MedfeeSumamt, rr.Setl.Setlinfo.MedfeeSumamt)
 
 	// Totals: the hospital's two standing settlements (the cancelled one is out).
-	tot := client.Totals{From: time.Date(2026, 3, 1, 0, 0, 0, 0, cst), To: time.Date(2026, 3, 31, 0, 0, 0, 0, cst),
+	tot := client.Totals{From: time.Date(2026, 3, 1, 0, 0, 0, 0, rules.CST), To: time.Date(2026, 3, 31, 0, 0, 0, 0, rules.CST),
 		MedfeeSumamt: st.Setlinfo.MedfeeSumamt + ist.Setlinfo.MedfeeSumamt, Count: 2,
 		FundPaySumamt: st.Setlinfo.FundPaySumamt + ist.Setlinfo.FundPaySumamt, AcctPay: st.Setlinfo.AcctPay + ist.Setlinfo.AcctPay}
 	res, err := c.ReconcileTotals(ctx, tot)
@@ -118,7 +119,7 @@ func admitAndSettle(t *testing.T, c *client.Client) *client.Settlement {
 	t.Helper()
 	ctx := context.Background()
 	adm, err := c.Admit(ctx, client.Registration{PsnNo: employee4, Insutype: "310", CertType: "03", CertNo: "159891542208",
-		IptOtpNo: "ZY1", Begin: time.Date(2026, 3, 12, 9, 0, 0, 0, cst), DiseCodg: "I21.900", DiseName: "急性心肌梗死"})
+		IptOtpNo: "ZY1", Begin: time.Date(2026, 3, 12, 9, 0, 0, 0, rules.CST), DiseCodg: "I21.900", DiseName: "急性心肌梗死"})
 	require.NoError(t, err)
 	require.True(t, adm.Inpatient)
 	var stay []client.Fee
@@ -129,7 +130,7 @@ func admitAndSettle(t *testing.T, c *client.Client) *client.Settlement {
 		require.NoError(t, err)
 		stay = append(stay, day...)
 	}
-	require.NoError(t, c.Discharge(ctx, adm, time.Date(2026, 3, 15, 9, 0, 0, 0, cst), "I21.900", "急性心肌梗死"))
+	require.NoError(t, c.Discharge(ctx, adm, time.Date(2026, 3, 15, 9, 0, 0, 0, rules.CST), "I21.900", "急性心肌梗死"))
 	sum, err := client.Total(stay)
 	require.NoError(t, err)
 	ist, err := c.Settle(ctx, adm, client.SettleParams{Insutype: "310", MedfeeSumamt: sum})

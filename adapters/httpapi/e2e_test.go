@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/medsettle/medsettle/adapters/fsi"
 	"github.com/medsettle/medsettle/rules"
 )
 
@@ -22,6 +23,7 @@ const (
 	hohhotHospital = "H15010000011" // level 3, region 150100
 	hohhotSecond   = "H15010000032" // level 2, region 150100
 	hohhotPharmacy = "P15010000201"
+	baotouHospital = "H15020000012" // region 150200
 	wuhanHospital  = "H42010000001"
 )
 
@@ -100,15 +102,7 @@ func (e *env) register(inst, psnNo, certType string) string {
 func (e *env) upload(inst, infno, mdtrtID, psnNo, bchno string, fees ...fee) {
 	e.t.Helper()
 	var out struct {
-		Result []struct {
-			SN     string      `json:"feedetl_sn"`
-			Amount rules.Money `json:"det_item_fee_sumamt"`
-			Fulamt rules.Money `json:"fulamt_ownpay_amt"`
-			Over   rules.Money `json:"overlmt_amt"`
-			Pre    rules.Money `json:"preselfpay_amt"`
-			Inscp  rules.Money `json:"inscp_scp_amt"`
-			Level  string      `json:"chrgitm_lv"`
-		} `json:"result"`
+		Result []fsi.PricedLine `json:"result"`
 	}
 	e.ok(inst, infno, feedetail(mdtrtID, psnNo, bchno, fees...), &out)
 	require.Len(e.t, out.Result, len(fees))
@@ -117,10 +111,10 @@ func (e *env) upload(inst, infno, mdtrtID, psnNo, bchno string, fees ...fee) {
 		want, err := rules.PriceLine(catalog, 20260315, f.sn, f.code, f.cnt, f.pric, f.amt)
 		require.NoError(e.t, err)
 		got := out.Result[i]
-		require.Equal(e.t, f.sn, got.SN)
-		require.Equal(e.t, []rules.Money{want.Amount, want.Fulamt, want.Over, want.Pre, want.Inscp},
-			[]rules.Money{got.Amount, got.Fulamt, got.Over, got.Pre, got.Inscp}, "line %s", f.sn)
-		require.Equal(e.t, string(want.Level), got.Level)
+		require.Equal(e.t, f.sn, got.FeedetlSN)
+		require.Equal(e.t, []fsi.Money{fsi.Money(want.Amount), fsi.Money(want.Fulamt), fsi.Money(want.Over), fsi.Money(want.Pre), fsi.Money(want.Inscp)},
+			[]fsi.Money{got.DetItemFeeSumamt, got.FulamtOwnpayAmt, got.OverlmtAmt, got.PreselfpayAmt, got.InscpScpAmt}, "line %s", f.sn)
+		require.Equal(e.t, string(want.Level), got.ChrgitmLv)
 	}
 }
 
@@ -202,7 +196,7 @@ func TestInpatientStay(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := e.persons[employee4]
-	e.clock.Set(time.Date(2026, 3, 12, 9, 0, 0, 0, cst))
+	e.clock.Set(time.Date(2026, 3, 12, 9, 0, 0, 0, rules.CST))
 	var adm struct {
 		Result struct {
 			MdtrtID string `json:"mdtrt_id"`
@@ -226,7 +220,7 @@ func TestInpatientStay(t *testing.T) {
 	}
 	var all []fee
 	for i, fs := range days {
-		e.clock.Set(time.Date(2026, 3, 12+i, 20, 0, 0, 0, cst))
+		e.clock.Set(time.Date(2026, 3, 12+i, 20, 0, 0, 0, rules.CST))
 		e.upload(hohhotHospital, "2301", mdtrt, employee4, fmt.Sprintf("D%d", i+1), fs...)
 		all = append(all, fs...)
 	}
@@ -663,15 +657,15 @@ func TestDatesFollowThePlatformClock(t *testing.T) {
 	require.Equal(t, 16, person.Baseinfo.Age)
 
 	// Born 2000-10-03 (a leap year): 26 on the birthday in 2026.
-	e.clock.Set(time.Date(2026, 10, 3, 10, 0, 0, 0, cst))
+	e.clock.Set(time.Date(2026, 10, 3, 10, 0, 0, 0, rules.CST))
 	e.ok(hohhotHospital, "1101", map[string]any{"data": map[string]string{"mdtrt_cert_type": "01", "mdtrt_cert_no": resident}}, &person)
 	require.Equal(t, "2000-10-03", person.Baseinfo.Brdy)
 	require.Equal(t, 26, person.Baseinfo.Age)
-	e.clock.Set(time.Date(2026, 10, 2, 10, 0, 0, 0, cst))
+	e.clock.Set(time.Date(2026, 10, 2, 10, 0, 0, 0, rules.CST))
 	e.ok(hohhotHospital, "1101", map[string]any{"data": map[string]string{"mdtrt_cert_type": "01", "mdtrt_cert_no": resident}}, &person)
 	require.Equal(t, 25, person.Baseinfo.Age)
 
-	e.clock.Set(time.Date(2027, 1, 5, 10, 0, 0, 0, cst))
+	e.clock.Set(time.Date(2027, 1, 5, 10, 0, 0, 0, rules.CST))
 	var cum struct {
 		Cuminfo struct {
 			Year int `json:"year"`

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -25,15 +24,8 @@ import (
 	"github.com/medsettle/medsettle/settlement/storetest"
 )
 
-func quietLog() *slog.Logger { return pgfixture.Quiet() }
-
-var cst = rules.CST
-
-// clock is the engine's settable time source.
-type clock = pgfixture.Clock
-
 // The platform's day in these tests: 2026-03-15 10:00 at the counter.
-var testDay = time.Date(2026, 3, 15, 10, 0, 0, 0, cst)
+var testDay = time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST)
 
 // env is one test's platform: its own database, engine and HTTP server.
 type env struct {
@@ -41,7 +33,7 @@ type env struct {
 	srv     *httptest.Server
 	engine  *settlement.Engine
 	store   *postgres.Store
-	clock   *clock
+	clock   *pgfixture.Clock
 	rules   *rules.RuleSet
 	persons map[string]settlement.Person
 	keys    map[string]string // principal (fixmedins_code or bureau:admdvs) -> key
@@ -61,7 +53,7 @@ func newEnv(t *testing.T) *env {
 		e.persons[p.PsnNo] = p
 	}
 	st := fx.Store
-	api := &httpapi.Server{Engine: e.engine, Keys: keys, Log: quietLog(),
+	api := &httpapi.Server{Engine: e.engine, Keys: keys, Log: pgfixture.Quiet(),
 		Ready: func(ctx context.Context) error { return st.Pool().Ping(ctx) }}
 	e.srv = httptest.NewServer(api.Handler())
 	t.Cleanup(e.srv.Close)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/hubhttp"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -31,7 +32,7 @@ func TestCrossProvinceOverHTTP(t *testing.T) {
 	mdtrt := w.visit(t, hoh, hohhotHosp, wuhanResident)
 	pre, err := hoh.engine.PreSettle(ctx, hohhotHosp, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 	require.NoError(t, err)
-	m1 := msg(hohhotHosp, "2207")
+	m1 := pgfixture.Msg(hohhotHosp, "2207")
 	a, err := hoh.engine.Settle(ctx, m1, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 	require.NoError(t, err)
 	require.Equal(t, pre.Info, a.Info)
@@ -45,7 +46,7 @@ func TestCrossProvinceOverHTTP(t *testing.T) {
 	// A Harbin retiree at a Wuhan hospital: Wuhan is now the treatment side.
 	mdtrt2 := w.visit(t, wuh, wuhanHosp, harbinRetiree)
 	before := counters(t, hrb, harbinRetiree)
-	b, err := wuh.engine.Settle(ctx, msg(wuhanHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: harbinRetiree})
+	b, err := wuh.engine.Settle(ctx, pgfixture.Msg(wuhanHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: harbinRetiree})
 	require.NoError(t, err)
 	require.Equal(t, "230100", b.ClrOptins)
 	after := counters(t, hrb, harbinRetiree)
@@ -57,7 +58,7 @@ func TestCrossProvinceOverHTTP(t *testing.T) {
 	require.Equal(t, []string{"settle 150000→420000 none: ok"}, w.records(t, m1.ID), "the hub's own record")
 
 	// Cancelling at the Wuhan counter reverses the Harbin side first.
-	_, err = wuh.engine.Cancel(ctx, msg(wuhanHosp, "2208"), settlement.CancelInput{SetlID: b.SetlID})
+	_, err = wuh.engine.Cancel(ctx, pgfixture.Msg(wuhanHosp, "2208"), settlement.CancelInput{SetlID: b.SetlID})
 	require.NoError(t, err)
 	require.Equal(t, before, counters(t, hrb, harbinRetiree))
 	require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
@@ -98,7 +99,7 @@ func TestHubFaultsOverHTTP(t *testing.T) {
 			defer cancel()
 			mdtrt := w.visit(t, hoh, hohhotHosp, wuhanResident)
 			require.NoError(t, w.admin.Inject(ctx, tc.failReverses, tc.faults...))
-			m := msg(hohhotHosp, "2207")
+			m := pgfixture.Msg(hohhotHosp, "2207")
 			start := time.Now()
 			a, err := hoh.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 			took := time.Since(start)
@@ -126,7 +127,7 @@ func TestHubFaultsOverHTTP(t *testing.T) {
 			// The same msgid again is refused; a new one settles.
 			_, err = hoh.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 			require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err), "%v", err)
-			a, err = hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+			a, err = hoh.engine.Settle(ctx, pgfixture.Msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 			require.NoError(t, err)
 			require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
 			require.Equal(t, a.Info.HifpPay, counters(t, wuh, wuhanResident).FundPaidOutpatient, "one settlement's worth")
@@ -163,7 +164,7 @@ func TestAuthOverHTTP(t *testing.T) {
 	t.Run("a wrong province token is a refusal, not an unknown outcome", func(t *testing.T) {
 		bad := *hoh.engine
 		bad.Hub = &hubhttp.Client{URL: w.hubURL, Province: hohhot, Token: "not-the-right-token-at-all"}
-		m := msg(hohhotHosp, "2207")
+		m := pgfixture.Msg(hohhotHosp, "2207")
 		_, err := bad.Settle(ctx, m, in)
 		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
 		// Another province's token, or the right token under another province's name.
@@ -175,7 +176,7 @@ func TestAuthOverHTTP(t *testing.T) {
 			{URL: w.hubURL, Province: hohhot},
 		} {
 			bad.Hub = c
-			_, err = bad.Settle(ctx, msg(hohhotHosp, "2207"), in)
+			_, err = bad.Settle(ctx, pgfixture.Msg(hohhotHosp, "2207"), in)
 			require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%+v: %v", c, err)
 		}
 		require.Empty(t, w.records(t, m.ID), "nothing reached the hub's routing")
@@ -183,7 +184,7 @@ func TestAuthOverHTTP(t *testing.T) {
 	})
 
 	// The visit is still open: the right token settles it.
-	m := msg(hohhotHosp, "2207")
+	m := pgfixture.Msg(hohhotHosp, "2207")
 	a, err := hoh.engine.Settle(ctx, m, in)
 	require.NoError(t, err)
 	require.Equal(t, map[pair]int{{hohhot, wuhan}: 1}, w.agree(t))
@@ -228,11 +229,11 @@ func TestAuthOverHTTP(t *testing.T) {
 		// A hub that presents the wrong token gets a refusal: nothing happened.
 		w.sim.Register(wuhan, &hubhttp.PeerClient{URL: wuh.peer.URL, Token: peerToken(hohhot)})
 		mdtrt2 := w.visit(t, hoh, hohhotHosp, wuhanResident)
-		_, err := hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: wuhanResident})
+		_, err := hoh.engine.Settle(ctx, pgfixture.Msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: wuhanResident})
 		require.Equal(t, settlement.EFORBIDDEN, settlement.ErrorCode(err), "%v", err)
 		require.Equal(t, settled, counters(t, wuh, wuhanResident))
 		require.NoError(t, w.hub.Connect(wuhan, wuh.peer.URL))
-		_, err = hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: wuhanResident})
+		_, err = hoh.engine.Settle(ctx, pgfixture.Msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt2, PsnNo: wuhanResident})
 		require.NoError(t, err)
 		require.Equal(t, map[pair]int{{hohhot, wuhan}: 2}, w.agree(t))
 	})
@@ -279,7 +280,7 @@ func TestClearingOverHTTP(t *testing.T) {
 	hoh, wuh := w.prov[hohhot], w.prov[wuhan]
 	for i := 0; i < 2; i++ {
 		mdtrt := w.visit(t, hoh, hohhotHosp, wuhanResident)
-		_, err := hoh.engine.Settle(ctx, msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
+		_, err := hoh.engine.Settle(ctx, pgfixture.Msg(hohhotHosp, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 		require.NoError(t, err)
 	}
 	owed := balance(t, hoh, settlement.ClearingAccount(wuhan))

@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,21 +121,13 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	return w
 }
 
-var seq atomic.Int64
-
-func msg(inst, infno string) settlement.Msg {
-	n := seq.Add(1)
-	return settlement.Msg{ID: fmt.Sprintf("%s%s%04d", inst, time.Now().Format("20060102150405"), n%10000), Infno: infno,
-		Institution: inst, Digest: fmt.Sprint(n)}
-}
-
 // visit registers an outpatient visit of psn at inst in province p and uploads two lines.
 func (w *world) visit(t *testing.T, p *province, inst, psn string) string {
 	t.Helper()
 	ctx := context.Background()
-	v, err := p.engine.RegisterVisit(ctx, msg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: "11"})
+	v, err := p.engine.RegisterVisit(ctx, pgfixture.Msg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: "11"})
 	require.NoError(t, err)
-	_, err = p.engine.UploadLines(ctx, msg(inst, "2204"), v.MdtrtID, psn, []settlement.LineInput{
+	_, err = p.engine.UploadLines(ctx, pgfixture.Msg(inst, "2204"), v.MdtrtID, psn, []settlement.LineInput{
 		{SN: "1", Code: "002302000010000", Cnt: "2", Pric: "380.00", Amount: "760.00"},
 		{SN: "2", Code: "001103000010000", Cnt: "1", Pric: "120.00", Amount: "120.00"},
 	})

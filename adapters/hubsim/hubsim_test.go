@@ -2,8 +2,6 @@ package hubsim_test
 
 import (
 	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,14 +36,6 @@ type world struct {
 	rules     *rules.RuleSet
 }
 
-var seq atomic.Int64
-
-func msg(inst, infno string) settlement.Msg {
-	n := seq.Add(1)
-	return settlement.Msg{ID: fmt.Sprintf("%s%s%04d", inst, time.Now().Format("20060102150405"), n%10000), Infno: infno,
-		Institution: inst, Digest: fmt.Sprint(n)}
-}
-
 func newWorld(t *testing.T) *world {
 	rs, err := rules.Load(medsettle.Rules())
 	require.NoError(t, err)
@@ -66,9 +56,9 @@ func newWorld(t *testing.T) *world {
 func (w *world) visit(t *testing.T) string {
 	ctx := context.Background()
 	e := w.treatment.engine
-	v, err := e.RegisterVisit(ctx, msg(hohhotHosp, "2201"), settlement.VisitInput{PsnNo: wuhanResident, Kind: settlement.VisitOutpatient, MedType: "11"})
+	v, err := e.RegisterVisit(ctx, pgfixture.Msg(hohhotHosp, "2201"), settlement.VisitInput{PsnNo: wuhanResident, Kind: settlement.VisitOutpatient, MedType: "11"})
 	require.NoError(t, err)
-	_, err = e.UploadLines(ctx, msg(hohhotHosp, "2204"), v.MdtrtID, wuhanResident, []settlement.LineInput{
+	_, err = e.UploadLines(ctx, pgfixture.Msg(hohhotHosp, "2204"), v.MdtrtID, wuhanResident, []settlement.LineInput{
 		{SN: "1", Code: "002302000010000", Cnt: "2", Pric: "380.00", Amount: "760.00"},
 		{SN: "2", Code: "001103000010000", Cnt: "1", Pric: "120.00", Amount: "120.00"},
 	})
@@ -119,7 +109,7 @@ func TestCrossProvinceSettlement(t *testing.T) {
 	mdtrt := w.visit(t)
 	pre, err := w.treatment.engine.PreSettle(ctx, hohhotHosp, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 	require.NoError(t, err)
-	a, err := w.settle(t, mdtrt, msg(hohhotHosp, "2207"))
+	a, err := w.settle(t, mdtrt, pgfixture.Msg(hohhotHosp, "2207"))
 	require.NoError(t, err)
 	require.Equal(t, pre.Info, a.Info)
 	require.Equal(t, "420100", a.ClrOptins)
@@ -133,7 +123,7 @@ func TestCrossProvinceSettlement(t *testing.T) {
 	w.agree(t, 1)
 
 	// Cancel at the counter: the insured side is reversed through the hub first.
-	_, err = w.treatment.engine.Cancel(ctx, msg(hohhotHosp, "2208"), settlement.CancelInput{SetlID: a.SetlID})
+	_, err = w.treatment.engine.Cancel(ctx, pgfixture.Msg(hohhotHosp, "2208"), settlement.CancelInput{SetlID: a.SetlID})
 	require.NoError(t, err)
 	counters, err = w.insured.engine.YearCountersOf(ctx, wuhanResident, 2026)
 	require.NoError(t, err)
@@ -151,7 +141,7 @@ func TestHubFaults(t *testing.T) {
 			defer cancel()
 			mdtrt := w.visit(t)
 			w.hub.Inject(f)
-			m := msg(hohhotHosp, "2207")
+			m := pgfixture.Msg(hohhotHosp, "2207")
 			_, err := w.treatment.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: wuhanResident})
 			if f == hubsim.Duplicate {
 				require.NoError(t, err)
@@ -168,7 +158,7 @@ func TestHubFaults(t *testing.T) {
 			// The same msgid again is refused; a new one settles.
 			_, err = w.settle(t, mdtrt, m)
 			require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err))
-			_, err = w.settle(t, mdtrt, msg(hohhotHosp, "2207"))
+			_, err = w.settle(t, mdtrt, pgfixture.Msg(hohhotHosp, "2207"))
 			require.NoError(t, err)
 			w.agree(t, 1)
 		})

@@ -17,7 +17,7 @@ import (
 // monitorEvent is a hand-built settlement event at CST time when ("2006-01-02 15:04").
 func monitorEvent(t *testing.T, id, psnNo, insured, inst, region string, kind settlement.VisitKind, when string) settlement.SettlementEvent {
 	t.Helper()
-	at, err := time.ParseInLocation("2006-01-02 15:04", when, cst)
+	at, err := time.ParseInLocation("2006-01-02 15:04", when, rules.CST)
 	require.NoError(t, err)
 	medType := map[settlement.VisitKind]string{settlement.VisitInpatient: "21", settlement.VisitOutpatient: "11", settlement.VisitPharmacy: "41"}[kind]
 	return settlement.SettlementEvent{EventID: "E" + id, Type: settlement.EventSettled, Version: 1, SetlID: "S" + id,
@@ -29,7 +29,7 @@ func monitorEvent(t *testing.T, id, psnNo, insured, inst, region string, kind se
 func monitorStay(t *testing.T, id, psnNo, insured, inst, region, begin, end string) settlement.SettlementEvent {
 	t.Helper()
 	ev := monitorEvent(t, id, psnNo, insured, inst, region, settlement.VisitInpatient, end)
-	b, err := time.ParseInLocation("2006-01-02 15:04", begin, cst)
+	b, err := time.ParseInLocation("2006-01-02 15:04", begin, rules.CST)
 	require.NoError(t, err)
 	b = b.UTC()
 	e := ev.SetlTime

@@ -98,7 +98,7 @@ func newSettleBench(b *testing.B) *settleBench {
 	if n := os.Getenv("BENCH_POOL"); n != "" {
 		dsn += "&pool_max_conns=" + n
 	}
-	st, err := postgres.Open(ctx, dsn, quietLog())
+	st, err := postgres.Open(ctx, dsn, pgfixture.Quiet())
 	require.NoError(b, err)
 	b.Cleanup(st.Close)
 	rs := storetest.Rules(b)
@@ -290,6 +290,19 @@ type benchVisit struct {
 // settleAll settles the visits with conc goroutines and returns the first error.
 func settleAll(eng *settlement.Engine, ids *msgids, visits []benchVisit, conc int) error {
 	ctx := context.Background()
+	return inParallel(len(visits), conc, func(i int) error {
+		v := &visits[i]
+		if _, err := eng.Settle(ctx, ids.msg(v.inst, "2207"), v.in); err != nil {
+			return fmt.Errorf("settling %s: %w", v.in.MdtrtID, err)
+		}
+		return nil
+	})
+}
+
+// inParallel calls do for 0..n-1 on conc goroutines, each taking the next
+// index as it finishes one, and returns the first error; after one, no
+// goroutine starts another call.
+func inParallel(n, conc int, do func(i int) error) error {
 	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
@@ -299,12 +312,10 @@ func settleAll(eng *settlement.Engine, ids *msgids, visits []benchVisit, conc in
 			defer wg.Done()
 			for firstErr.Load() == nil {
 				i := int(next.Add(1)) - 1
-				if i >= len(visits) {
+				if i >= n {
 					return
 				}
-				v := &visits[i]
-				if _, err := eng.Settle(ctx, ids.msg(v.inst, "2207"), v.in); err != nil {
-					err = fmt.Errorf("settling %s: %w", v.in.MdtrtID, err)
+				if err := do(i); err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
 				}
@@ -334,35 +345,21 @@ func prepareVisits(b testing.TB, eng *settlement.Engine, ids *msgids, r *rand.Ra
 		jobs[i] = job{inst: pickHospital(r, p, byRegion, all), lines: randomLines(r), acct: r.IntN(2) == 0}
 	}
 	out := make([]benchVisit, len(who))
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for firstErr.Load() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= len(who) {
-					return
-				}
-				j, p := jobs[i], who[i]
-				v, err := eng.RegisterVisit(ctx, ids.msg(j.inst, "2201"), settlement.VisitInput{
-					PsnNo: p.PsnNo, Kind: settlement.VisitOutpatient, MedType: "11"})
-				if err == nil {
-					_, err = eng.UploadLines(ctx, ids.msg(j.inst, "2204"), v.MdtrtID, p.PsnNo, j.lines)
-				}
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				out[i] = benchVisit{inst: j.inst, in: settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, UseAccount: j.acct}}
-			}
-		}()
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		b.Fatalf("preparing visits: %v", *p)
+	err := inParallel(len(who), 16, func(i int) error {
+		j, p := jobs[i], who[i]
+		v, err := eng.RegisterVisit(ctx, ids.msg(j.inst, "2201"), settlement.VisitInput{
+			PsnNo: p.PsnNo, Kind: settlement.VisitOutpatient, MedType: "11"})
+		if err != nil {
+			return err
+		}
+		if _, err := eng.UploadLines(ctx, ids.msg(j.inst, "2204"), v.MdtrtID, p.PsnNo, j.lines); err != nil {
+			return err
+		}
+		out[i] = benchVisit{inst: j.inst, in: settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, UseAccount: j.acct}}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("preparing visits: %v", err)
 	}
 	return out
 }

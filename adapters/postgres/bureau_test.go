@@ -28,7 +28,7 @@ func consoleDay(t *testing.T, e *env) []string {
 	var ids []string
 	settle := func(inst, psn, medType string, useAcct bool, lines ...settlement.LineInput) settlement.SettleAnswer {
 		mdtrt := e.outpatient(t, inst, psn, medType, lines...)
-		a, err := e.engine.Settle(ctx, newMsg(inst, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: psn, UseAccount: useAcct})
+		a, err := e.engine.Settle(ctx, pgfixture.Msg(inst, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: psn, UseAccount: useAcct})
 		require.NoError(t, err)
 		ids = append(ids, a.SetlID)
 		return a
@@ -41,12 +41,12 @@ func consoleDay(t *testing.T, e *env) []string {
 	a := settle(hohhotClinic, "15010000000000000004", "11", true, line("1", "002302000010000", "1", "420.00", "420.00"))
 	settle(baotouHospital, "15010000000000000005", "11", false, line("1", "002303000010000", "1", "680.00", "680.00"))
 	settle(baotouHospital, baotouResident, "11", false, line("1", "001101000010000", "1", "30.00", "30.00"))
-	sale, err := e.engine.PharmacySettle(ctx, newMsg(hohhotPharmacy, "2102"), settlement.PharmacyInput{PsnNo: hohhotEmployee, UseAccount: true,
+	sale, err := e.engine.PharmacySettle(ctx, pgfixture.Msg(hohhotPharmacy, "2102"), settlement.PharmacyInput{PsnNo: hohhotEmployee, UseAccount: true,
 		Lines: []settlement.LineInput{line("1", "XA10BAG046A001010100111", "2", "62.70", "125.40")}})
 	require.NoError(t, err)
 	ids = append(ids, sale.SetlID)
 	e.clock.Set(day(t, "2026-03-15").Add(time.Hour))
-	c, err := e.engine.Cancel(ctx, newMsg(hohhotClinic, "2208"), settlement.CancelInput{SetlID: a.SetlID})
+	c, err := e.engine.Cancel(ctx, pgfixture.Msg(hohhotClinic, "2208"), settlement.CancelInput{SetlID: a.SetlID})
 	require.NoError(t, err)
 	return append(ids, c.SetlID)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -66,7 +67,7 @@ type tickClock struct {
 }
 
 func newTickClock() *tickClock {
-	return &tickClock{base: time.Date(2026, 3, 15, 10, 0, 0, 0, cst)}
+	return &tickClock{base: time.Date(2026, 3, 15, 10, 0, 0, 0, rules.CST)}
 }
 
 func (c *tickClock) Now() time.Time { return c.base.Add(time.Duration(c.n.Add(1)) * time.Millisecond) }
@@ -150,7 +151,7 @@ func TestCrashSafetyChild(t *testing.T) {
 		cancel()
 	}()
 
-	st, err := postgres.Open(ctx, dsn, quietLog())
+	st, err := postgres.Open(ctx, dsn, pgfixture.Quiet())
 	require.NoError(t, err)
 	defer st.Close()
 	rs := storetest.Rules(t)
@@ -336,7 +337,7 @@ func TestCrashSafety(t *testing.T) {
 	log := crashLoad(ctx, t, dsn, seed)
 
 	// The restart: a fresh store and engine on the same database.
-	st, err := postgres.Open(ctx, dsn, quietLog())
+	st, err := postgres.Open(ctx, dsn, pgfixture.Quiet())
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	rs := storetest.Rules(t)

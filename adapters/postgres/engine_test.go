@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -36,7 +37,7 @@ func TestOutpatientFlow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before, e.rowCounts(t), "pre-settlement writes nothing")
 
-	msg := newMsg(hohhotHospital, "2207")
+	msg := pgfixture.Msg(hohhotHospital, "2207")
 	got, err := e.engine.Settle(ctx, msg, in)
 	require.NoError(t, err)
 	require.Equal(t, pre.Info, got.Info, "settlement equals its pre-settlement")
@@ -66,7 +67,7 @@ func TestOutpatientFlow(t *testing.T) {
 	require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err))
 
 	// Settling the settled visit again under a new msgid is refused.
-	_, err = e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), in)
+	_, err = e.engine.Settle(ctx, pgfixture.Msg(hohhotHospital, "2207"), in)
 	require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err))
 
 	counters, err := e.engine.YearCountersOf(ctx, hohhotEmployee, 2026)
@@ -74,7 +75,7 @@ func TestOutpatientFlow(t *testing.T) {
 	require.Equal(t, want.After, counters)
 
 	// Cancel: a reversal with every amount negated, counters back where they were.
-	rev, err := e.engine.Cancel(ctx, newMsg(hohhotHospital, "2208"), settlement.CancelInput{SetlID: got.SetlID, MdtrtID: mdtrt, PsnNo: hohhotEmployee})
+	rev, err := e.engine.Cancel(ctx, pgfixture.Msg(hohhotHospital, "2208"), settlement.CancelInput{SetlID: got.SetlID, MdtrtID: mdtrt, PsnNo: hohhotEmployee})
 	require.NoError(t, err)
 	require.Equal(t, got.SetlID, rev.Reverses)
 	require.Equal(t, -got.Info.MedfeeSumamt, rev.Info.MedfeeSumamt)
@@ -83,11 +84,11 @@ func TestOutpatientFlow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, rules.Counters{AcctBalc: 488269}, counters)
 
-	_, err = e.engine.Cancel(ctx, newMsg(hohhotHospital, "2208"), settlement.CancelInput{SetlID: got.SetlID})
+	_, err = e.engine.Cancel(ctx, pgfixture.Msg(hohhotHospital, "2208"), settlement.CancelInput{SetlID: got.SetlID})
 	require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err), "a settlement is cancelled once")
 
 	// The visit is open again and can be settled anew.
-	again2, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), in)
+	again2, err := e.engine.Settle(ctx, pgfixture.Msg(hohhotHospital, "2207"), in)
 	require.NoError(t, err)
 	require.Equal(t, got.Info, again2.Info)
 
@@ -103,9 +104,9 @@ func TestOtherInstitutionCannotTouchAVisit(t *testing.T) {
 	ctx := context.Background()
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "001101000010000", "1", "30.00", "30.00"))
 	before := e.rowCounts(t)
-	_, err := e.engine.Settle(ctx, newMsg(hohhotClinic, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee})
+	_, err := e.engine.Settle(ctx, pgfixture.Msg(hohhotClinic, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee})
 	require.Equal(t, settlement.ENOTFOUND, settlement.ErrorCode(err))
-	_, err = e.engine.UploadLines(ctx, newMsg(hohhotClinic, "2204"), mdtrt, hohhotEmployee, []settlement.LineInput{line("9", "001101000010000", "1", "1", "1.00")})
+	_, err = e.engine.UploadLines(ctx, pgfixture.Msg(hohhotClinic, "2204"), mdtrt, hohhotEmployee, []settlement.LineInput{line("9", "001101000010000", "1", "1", "1.00")})
 	require.Equal(t, settlement.ENOTFOUND, settlement.ErrorCode(err))
 	require.Equal(t, before, e.rowCounts(t))
 }
@@ -114,36 +115,31 @@ func TestRefusalsWriteNothing(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "001101000010000", "1", "30.00", "30.00"))
+	// Each refused call is made when its case runs, with a fresh msgid.
+	upload := func(l settlement.LineInput) func() error {
+		return func() error {
+			_, err := e.engine.UploadLines(ctx, pgfixture.Msg(hohhotHospital, "2204"), mdtrt, hohhotEmployee, []settlement.LineInput{l})
+			return err
+		}
+	}
+	settle := func(in settlement.SettleInput) func() error {
+		return func() error {
+			_, err := e.engine.Settle(ctx, pgfixture.Msg(hohhotHospital, "2207"), in)
+			return err
+		}
+	}
 	cases := []struct {
 		name string
 		run  func() error
 		rule string
 	}{
-		{"three decimals", func() error {
-			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee,
-				[]settlement.LineInput{line("2", "001101000010000", "1", "30.00", "30.001")})
-			return err
-		}, rules.CodeInvalidAmount},
-		{"amount is not cnt*pric", func() error {
-			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee,
-				[]settlement.LineInput{line("2", "001101000010000", "2", "30.00", "30.00")})
-			return err
-		}, rules.CodeAmountMismatch},
-		{"feedetl_sn already uploaded", func() error {
-			_, err := e.engine.UploadLines(ctx, newMsg(hohhotHospital, "2204"), mdtrt, hohhotEmployee,
-				[]settlement.LineInput{line("1", "001101000010000", "1", "30.00", "30.00")})
-			return err
-		}, rules.CodeDuplicateLine},
-		{"medfee_sumamt differs from the lines", func() error {
-			_, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: mdtrt, MedfeeSumamt: "31.00"})
-			return err
-		}, ""},
-		{"pharmacy med_type at a hospital", func() error {
-			_, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: mdtrt, MedType: "41"})
-			return err
-		}, ""},
+		{"three decimals", upload(line("2", "001101000010000", "1", "30.00", "30.001")), rules.CodeInvalidAmount},
+		{"amount is not cnt*pric", upload(line("2", "001101000010000", "2", "30.00", "30.00")), rules.CodeAmountMismatch},
+		{"feedetl_sn already uploaded", upload(line("1", "001101000010000", "1", "30.00", "30.00")), rules.CodeDuplicateLine},
+		{"medfee_sumamt differs from the lines", settle(settlement.SettleInput{MdtrtID: mdtrt, MedfeeSumamt: "31.00"}), ""},
+		{"pharmacy med_type at a hospital", settle(settlement.SettleInput{MdtrtID: mdtrt, MedType: "41"}), ""},
 		{"unknown person", func() error {
-			_, err := e.engine.RegisterVisit(ctx, newMsg(hohhotHospital, "2201"), settlement.VisitInput{PsnNo: "nobody", Kind: settlement.VisitOutpatient})
+			_, err := e.engine.RegisterVisit(ctx, pgfixture.Msg(hohhotHospital, "2201"), settlement.VisitInput{PsnNo: "nobody", Kind: settlement.VisitOutpatient})
 			return err
 		}, ""},
 	}
@@ -172,13 +168,13 @@ func TestPharmacyAndReversal(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, e.count(t, "visits"), "a pharmacy pre-settlement writes nothing")
 
-	msg := newMsg(hohhotPharmacy, "2102")
+	msg := pgfixture.Msg(hohhotPharmacy, "2102")
 	got, err := e.engine.PharmacySettle(ctx, msg, sale)
 	require.NoError(t, err)
 	require.Equal(t, pre.Info, got.Info)
 
 	// 2601: the counter never got the answer; the settlement is reversed.
-	r, err := e.engine.Reverse(ctx, newMsg(hohhotPharmacy, "2601"), msg.ID, "2102", hohhotEmployee)
+	r, err := e.engine.Reverse(ctx, pgfixture.Msg(hohhotPharmacy, "2601"), msg.ID, "2102", hohhotEmployee)
 	require.NoError(t, err)
 	require.Equal(t, "reversed", r.Outcome)
 	require.NotNil(t, r.Setl)
@@ -192,8 +188,8 @@ func TestPharmacyAndReversal(t *testing.T) {
 	require.Equal(t, settlement.ECONFLICT, settlement.ErrorCode(err))
 
 	// 2601 of a message that never arrived: recorded, and refused when it arrives late.
-	lost := newMsg(hohhotPharmacy, "2102")
-	r, err = e.engine.Reverse(ctx, newMsg(hohhotPharmacy, "2601"), lost.ID, "2102", hohhotEmployee)
+	lost := pgfixture.Msg(hohhotPharmacy, "2102")
+	r, err = e.engine.Reverse(ctx, pgfixture.Msg(hohhotPharmacy, "2601"), lost.ID, "2102", hohhotEmployee)
 	require.NoError(t, err)
 	require.Equal(t, "voided", r.Outcome)
 	before := e.rowCounts(t)
@@ -209,7 +205,7 @@ func TestSameMsgidConcurrentlyHasOneEffect(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "002302000010000", "1", "350.00", "350.00"))
-	msg := newMsg(hohhotHospital, "2207")
+	msg := pgfixture.Msg(hohhotHospital, "2207")
 	in := settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, UseAccount: true}
 	answers := make([]settlement.SettleAnswer, 100)
 	errs := make([]error, 100)
@@ -250,7 +246,7 @@ func TestConcurrentSettlementsNeverPassACap(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: v, PsnNo: resident})
+			a, err := e.engine.Settle(ctx, pgfixture.Msg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: v, PsnNo: resident})
 			errs[i], paid[i] = err, a.Info.HifpPay
 		}()
 	}
@@ -333,17 +329,17 @@ func settleGolden(t *testing.T, e *env, ctx context.Context, req *rules.Request,
 	var got settlement.SettleAnswer
 	var err error
 	if req.MedType == "41" {
-		got, err = e.engine.PharmacySettle(ctx, newMsg(req.FixmedinsCode, "2102"), settlement.PharmacyInput{PsnNo: p.PsnNo, UseAccount: req.AcctUsedFlag == "1", Lines: lines})
+		got, err = e.engine.PharmacySettle(ctx, pgfixture.Msg(req.FixmedinsCode, "2102"), settlement.PharmacyInput{PsnNo: p.PsnNo, UseAccount: req.AcctUsedFlag == "1", Lines: lines})
 	} else {
 		kind := settlement.VisitOutpatient
 		if req.MedType == "21" {
 			kind = settlement.VisitInpatient
 		}
-		v, err := e.engine.RegisterVisit(ctx, newMsg(req.FixmedinsCode, "2201"), settlement.VisitInput{PsnNo: p.PsnNo, Kind: kind, MedType: req.MedType})
+		v, err := e.engine.RegisterVisit(ctx, pgfixture.Msg(req.FixmedinsCode, "2201"), settlement.VisitInput{PsnNo: p.PsnNo, Kind: kind, MedType: req.MedType})
 		require.NoError(t, err)
-		_, err = e.engine.UploadLines(ctx, newMsg(req.FixmedinsCode, "2204"), v.MdtrtID, p.PsnNo, lines)
+		_, err = e.engine.UploadLines(ctx, pgfixture.Msg(req.FixmedinsCode, "2204"), v.MdtrtID, p.PsnNo, lines)
 		require.NoError(t, err)
-		got, err = e.engine.Settle(ctx, newMsg(req.FixmedinsCode, "2207"), settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, UseAccount: req.AcctUsedFlag == "1"})
+		got, err = e.engine.Settle(ctx, pgfixture.Msg(req.FixmedinsCode, "2207"), settlement.SettleInput{MdtrtID: v.MdtrtID, PsnNo: p.PsnNo, UseAccount: req.AcctUsedFlag == "1"})
 	}
 	require.NoError(t, err)
 	info, err := json.Marshal(got.Info)
@@ -369,19 +365,19 @@ func TestCancelAndReverseAreScoped(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "002302000010000", "1", "350.00", "350.00"))
-	m := newMsg(hohhotHospital, "2207")
+	m := pgfixture.Msg(hohhotHospital, "2207")
 	got, err := e.engine.Settle(ctx, m, settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, UseAccount: true})
 	require.NoError(t, err)
 	require.NotZero(t, got.Info.AcctPay)
 
 	before := e.rowCounts(t)
-	_, err = e.engine.Cancel(ctx, newMsg(hohhotHospital, "2103"), settlement.CancelInput{SetlID: got.SetlID, PsnNo: hohhotEmployee, MedTypes: []string{"41"}})
+	_, err = e.engine.Cancel(ctx, pgfixture.Msg(hohhotHospital, "2103"), settlement.CancelInput{SetlID: got.SetlID, PsnNo: hohhotEmployee, MedTypes: []string{"41"}})
 	require.Equal(t, settlement.EINVALID, settlement.ErrorCode(err), "a pharmacy cancel does not undo an outpatient settlement")
-	_, err = e.engine.Reverse(ctx, newMsg(hohhotHospital, "2601"), m.ID, "2207", "15010000000000000004")
+	_, err = e.engine.Reverse(ctx, pgfixture.Msg(hohhotHospital, "2601"), m.ID, "2207", "15010000000000000004")
 	require.Equal(t, settlement.EINVALID, settlement.ErrorCode(err), "2601 must name the settlement's person")
 	require.Equal(t, before, e.rowCounts(t))
 
-	r, err := e.engine.Reverse(ctx, newMsg(hohhotHospital, "2601"), m.ID, "2207", hohhotEmployee)
+	r, err := e.engine.Reverse(ctx, pgfixture.Msg(hohhotHospital, "2601"), m.ID, "2207", hohhotEmployee)
 	require.NoError(t, err)
 	require.Equal(t, got.Info.Balc+got.Info.AcctPay, r.Setl.Info.Balc, "the reversal shows the balance restored")
 	require.Equal(t, rules.Money(488269), r.Setl.Info.Balc)

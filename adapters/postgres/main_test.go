@@ -3,9 +3,6 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +15,16 @@ import (
 	"github.com/medsettle/medsettle/settlement"
 )
 
-func quietLog() *slog.Logger { return pgfixture.Quiet() }
-
-// clock is a settable time source so that settlements fall on chosen days.
-type clock = pgfixture.Clock
-
-var cst = rules.CST
-
 // day is 10:00 at the counter on date (yyyy-mm-dd).
 func day(t testing.TB, date string) time.Time {
-	d, err := time.ParseInLocation("2006-01-02 15:04", date+" 10:00", cst)
+	d, err := time.ParseInLocation("2006-01-02 15:04", date+" 10:00", rules.CST)
 	require.NoError(t, err)
 	return d
 }
 
 // midnight is the start of a day at the counter (yyyy-mm-dd).
 func midnight(t testing.TB, date string) time.Time {
-	d, err := time.ParseInLocation("2006-01-02", date, cst)
+	d, err := time.ParseInLocation("2006-01-02", date, rules.CST)
 	require.NoError(t, err)
 	return d
 }
@@ -51,7 +41,7 @@ func TestMain(m *testing.M) { pgfixture.Main(m) }
 type env struct {
 	engine *settlement.Engine
 	store  *postgres.Store
-	clock  *clock
+	clock  *pgfixture.Clock
 	rules  *rules.RuleSet
 	dsn    string
 }
@@ -88,27 +78,13 @@ func (e *env) audit(t testing.TB) *settlement.AuditReport {
 	return rep
 }
 
-// msg builds a message identity in the national msgid shape.
-var msgSeq struct {
-	sync.Mutex
-	n int
-}
-
-func newMsg(inst, infno string) settlement.Msg {
-	msgSeq.Lock()
-	msgSeq.n++
-	n := msgSeq.n
-	msgSeq.Unlock()
-	return settlement.Msg{ID: fmt.Sprintf("%s%s%04d", inst, time.Now().Format("20060102150405"), n%10000), Infno: infno, Institution: inst, Digest: fmt.Sprintf("d%d", n)}
-}
-
 // outpatient registers a visit at inst for psn, uploads lines and returns the visit id.
 func (e *env) outpatient(t testing.TB, inst, psn, medType string, lines ...settlement.LineInput) string {
 	t.Helper()
 	ctx := context.Background()
-	v, err := e.engine.RegisterVisit(ctx, newMsg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: medType})
+	v, err := e.engine.RegisterVisit(ctx, pgfixture.Msg(inst, "2201"), settlement.VisitInput{PsnNo: psn, Kind: settlement.VisitOutpatient, MedType: medType})
 	require.NoError(t, err)
-	_, err = e.engine.UploadLines(ctx, newMsg(inst, "2204"), v.MdtrtID, psn, lines)
+	_, err = e.engine.UploadLines(ctx, pgfixture.Msg(inst, "2204"), v.MdtrtID, psn, lines)
 	require.NoError(t, err)
 	return v.MdtrtID
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/settlement"
 )
@@ -21,7 +22,7 @@ import (
 func (e *env) sale(t *testing.T, psn, amount string) string {
 	t.Helper()
 	in := settlement.PharmacyInput{PsnNo: psn, Lines: []settlement.LineInput{line("1", "XA10BAG046A001010100111", "1", amount, amount)}}
-	a, err := e.engine.PharmacySettle(context.Background(), newMsg(hohhotPharmacy, "2102"), in)
+	a, err := e.engine.PharmacySettle(context.Background(), pgfixture.Msg(hohhotPharmacy, "2102"), in)
 	require.NoError(t, err)
 	return a.SetlID
 }
@@ -31,7 +32,7 @@ func TestOutboxPendingInCommitOrderAndMarkedUnderLease(t *testing.T) {
 	ctx := context.Background()
 	s1 := e.sale(t, hohhotEmployee, "10.00")
 	e.sale(t, hohhotEmployee, "20.00")
-	_, err := e.engine.Cancel(ctx, newMsg(hohhotPharmacy, "2103"), settlement.CancelInput{SetlID: s1})
+	_, err := e.engine.Cancel(ctx, pgfixture.Msg(hohhotPharmacy, "2103"), settlement.CancelInput{SetlID: s1})
 	require.NoError(t, err)
 
 	part := settlement.OutboxPart(hohhotEmployee)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/medsettle/medsettle/adapters/postgres"
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/adapters/postgres/pgtest"
 	"github.com/medsettle/medsettle/rules"
 	"github.com/medsettle/medsettle/settlement"
@@ -24,7 +25,7 @@ import (
 // cleanly: the pool has one connection, so every case reuses it.
 func TestPipelinedTransactionsWriteAllOrNothing(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, pgtest.NewDB(t)+"&pool_max_conns=1", quietLog())
+	st, err := postgres.Open(ctx, pgtest.NewDB(t)+"&pool_max_conns=1", pgfixture.Quiet())
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 
@@ -139,7 +140,7 @@ func checkGroupedUpdates(ctx context.Context, t *testing.T, st *postgres.Store, 
 // a failed batch from its own cache; see prepared).
 func TestFailedTransactionKeepsStatementsPrepared(t *testing.T) {
 	ctx := context.Background()
-	st, err := postgres.Open(ctx, pgtest.NewDB(t)+"&pool_max_conns=1", quietLog())
+	st, err := postgres.Open(ctx, pgtest.NewDB(t)+"&pool_max_conns=1", pgfixture.Quiet())
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 
@@ -197,7 +198,7 @@ func TestSettlementUpdatesAreHOT(t *testing.T) {
 	// a few of 300 updates then leave the page), which would make the
 	// count depend on timing rather than on the pages.
 	round := func(seed bool) {
-		st, err := postgres.Open(ctx, dsn, quietLog())
+		st, err := postgres.Open(ctx, dsn, pgfixture.Quiet())
 		require.NoError(t, err)
 		defer st.Close()
 		if seed {
@@ -255,7 +256,7 @@ func TestPrefetchedReadsSeeTheTransactionsOwnWrites(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11", line("1", "001101000010000", "1", "30.00", "30.00"))
-	reg, err := e.engine.RegisterVisit(ctx, newMsg(hohhotHospital, "2201"), settlement.VisitInput{PsnNo: hohhotEmployee,
+	reg, err := e.engine.RegisterVisit(ctx, pgfixture.Msg(hohhotHospital, "2201"), settlement.VisitInput{PsnNo: hohhotEmployee,
 		Kind: settlement.VisitOutpatient, MedType: "11"})
 	require.NoError(t, err)
 	fresh := reg.MdtrtID // no lines yet

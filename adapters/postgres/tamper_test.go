@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/medsettle/medsettle/adapters/postgres/pgfixture"
 	"github.com/medsettle/medsettle/settlement"
 )
 
@@ -54,7 +55,7 @@ func TestAuditCatchesTampering(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				mdtrt := e.outpatient(t, hohhotHospital, hohhotEmployee, "11",
 					line("1", "002302000010000", "2", "350.00", "700.00"), line("2", "001103000010000", "1", "80", "80.00"))
-				_, err := e.engine.Settle(ctx, newMsg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, UseAccount: true})
+				_, err := e.engine.Settle(ctx, pgfixture.Msg(hohhotHospital, "2207"), settlement.SettleInput{MdtrtID: mdtrt, PsnNo: hohhotEmployee, UseAccount: true})
 				require.NoError(t, err)
 			}
 			require.True(t, e.audit(t).OK())

@@ -2,11 +2,15 @@ package pgfixture
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/medsettle/medsettle/settlement"
 )
 
 // Clock is a settable time source, so that settlements fall on chosen days.
@@ -53,4 +57,17 @@ func Columns(ctx context.Context, t testing.TB, pool *pgxpool.Pool, table string
 		t.Fatalf("columns of %s: %v", table, err)
 	}
 	return cols
+}
+
+// msgSeq numbers the messages Msg makes in this process.
+var msgSeq atomic.Int64
+
+// Msg is a message identity of inst for infno in the national msgid shape
+// (fixmedins_code, the time to the second, a 4-digit sequence number):
+// unique within the process as long as it makes fewer than 10,000 a second,
+// each with a digest of its own.
+func Msg(inst, infno string) settlement.Msg {
+	n := msgSeq.Add(1)
+	return settlement.Msg{ID: fmt.Sprintf("%s%s%04d", inst, time.Now().Format("20060102150405"), n%10000),
+		Infno: infno, Institution: inst, Digest: fmt.Sprint(n)}
 }
