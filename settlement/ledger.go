@@ -23,7 +23,7 @@ import (
 //	medins:<fixmedins_code>              the institution's bills (credit): what it is owed in all
 //
 // so that for every settlement medins = funds + account + cash, which is
-// PRICING.md's medfee_sumamt = fund_pay_sumamt + acct_pay + psn_cash_pay.
+// docs/pricing.md's medfee_sumamt = fund_pay_sumamt + acct_pay + psn_cash_pay.
 
 // Account names.
 func FundAccount(region, fund string) string { return "fund:" + region + ":" + fund }

@@ -1,5 +1,5 @@
 // Package httpapi is the counter interface over HTTP: the national
-// medical-insurance platform's envelope (INTERFACES.md), so that an existing
+// medical-insurance platform's envelope (docs/interface.md), so that an existing
 // HIS or pharmacy POS integration points at medsettle with a new address and
 // nothing else. Business refusals are infcode -1 with an err_msg naming the
 // field at fault; HTTP status codes say transport trouble only.

@@ -36,6 +36,15 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// The engine's ports this package implements (the outbox's and the
+// bureau's are asserted next to their code).
+var (
+	_ settlement.Store         = (*Store)(nil)
+	_ settlement.Tx            = (*tx)(nil)
+	_ settlement.ClearingStore = (*tx)(nil)
+	_ settlement.Prefetcher    = (*tx)(nil)
+)
+
 // Store implements settlement.Store.
 type Store struct {
 	pool *pgxpool.Pool

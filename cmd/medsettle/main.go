@@ -38,7 +38,7 @@ var commands = map[string]command{
 	"migrate":      {"apply the database schema (and seed the registry with --seed)", migrateCommand},
 	"audit verify": {"recompute hash chains, balances, settlement amounts and counters", auditVerifyCommand},
 	"report":       {"write a bureau's monthly statement: --period YYYY-MM --region ADMDVS --out DIR (statement.csv, statement.html)", reportCommand},
-	"price":        {"price one claim read on stdin (PRICING.md format)", priceCommand},
+	"price":        {"price one claim read on stdin (the offline format of docs/pricing.md)", priceCommand},
 	"rules check":  {"validate a rules directory and print what it holds", rulesCheckCommand},
 	"demo":         {"drive a scripted counter day through a running platform (medsettle dev)", demoCommand},
 	"load":         {"drive a running server with concurrent counters and report throughput and latency", loadCommand},
