@@ -117,73 +117,113 @@ func requireLine(t require.TestingT, want refLineResult, got rules.LineResult, l
 
 var categoryOfMedType = map[string]rules.Category{"11": rules.Outpatient, "41": rules.Outpatient, "14": rules.Chronic, "21": rules.Inpatient}
 
+// refFigures are the reference's figures for one claim, steps 1 to 8.
+type refFigures struct {
+	medfee, fulamt, over, pre, inscp        decimal.Decimal
+	dedc, ratio, hifp, burden, supp, maf    decimal.Decimal
+	hifmi, hifob, fund, psnPart, acct, balc decimal.Decimal
+}
+
+// refClaimContext is what the steps of one claim look up in the rules.
+type refClaimContext struct {
+	level int
+	cat   rules.Category
+	v     *rules.PolicyVersion
+	ip    *rules.InsutypePolicy
+	b     rules.Benefit
+	st    rules.Counters
+	cross bool
+}
+
 // requireReference re-derives steps 1 to 9 for a priced claim and compares
 // every figure. Policies are taken from rs: the golden cases pin their parsing.
 func requireReference(t require.TestingT, rs *rules.RuleSet, catalogs map[string][]refRow, c *rules.Claim, res *rules.Result) {
-	zero := decimal.Zero
-	d := func(m rules.Money) decimal.Decimal { return m.Decimal() }
 	inst := rs.Institutions[c.Institution]
-	level := inst.Level
-	day := dayText(c.SetlDate)
 	rows := catalogs[rs.Regions[inst.Admdvs].Province]
 
-	// 1. Lines.
-	var medfee, fulamt, over, pre, inscp decimal.Decimal
-	for i, ln := range c.Lines {
-		require.True(t, roundHalfUp(ln.Cnt.Mul(ln.Pric)).Equal(ln.Amount), "the claim's amounts are ROUND(cnt*pric)")
-		want := refLine(rows, day, ln)
-		requireLine(t, want, res.Lines[i], ln)
-		medfee, fulamt, over = medfee.Add(want.amt), fulamt.Add(want.fulamt), over.Add(want.over)
-		pre, inscp = pre.Add(want.pre), inscp.Add(want.inscp)
-	}
+	var f refFigures
+	refLinesStep(t, rows, dayText(c.SetlDate), c, res, &f)
 
 	cat := categoryOfMedType[c.MedType]
 	v := rs.Regions[c.InsuredRegion].InForce(c.SetlDate)
 	ip := v.Insutypes[c.Insutype]
-	b := ip.Benefits[cat]
-	st := c.State
+	x := refClaimContext{level: inst.Level, cat: cat, v: v, ip: ip, b: ip.Benefits[cat], st: c.State,
+		cross: c.InsuredRegion != inst.Admdvs}
 
-	// 2. Deductible.
+	refDeductibleStep(x, &f)
+	refRatioStep(c, x, &f)
+	refBasicFundStep(x, &f)
+	refSupplementaryStep(t, c, x, &f)
+	refTotalsStep(c, x, &f)
+
+	requireSetlinfo(t, f, res.Setlinfo)
+	requireCountersAfter(t, x, f, res.After)
+}
+
+// refLinesStep is step 1: every line against the reference, and the sums.
+func refLinesStep(t require.TestingT, rows []refRow, day string, c *rules.Claim, res *rules.Result, f *refFigures) {
+	for i, ln := range c.Lines {
+		require.True(t, roundHalfUp(ln.Cnt.Mul(ln.Pric)).Equal(ln.Amount), "the claim's amounts are ROUND(cnt*pric)")
+		want := refLine(rows, day, ln)
+		requireLine(t, want, res.Lines[i], ln)
+		f.medfee, f.fulamt, f.over = f.medfee.Add(want.amt), f.fulamt.Add(want.fulamt), f.over.Add(want.over)
+		f.pre, f.inscp = f.pre.Add(want.pre), f.inscp.Add(want.inscp)
+	}
+}
+
+// refDeductibleStep is step 2.
+func refDeductibleStep(x refClaimContext, f *refFigures) {
+	zero := decimal.Zero
+	b, st := x.b, x.st
 	remaining := zero
 	switch b.Deductible.Mode {
 	case rules.DeductibleAnnual:
-		used := d(st.DedcUsedOutpatient)
-		if cat == rules.Chronic {
-			used = d(st.DedcUsedChronic)
+		used := st.DedcUsedOutpatient.Decimal()
+		if x.cat == rules.Chronic {
+			used = st.DedcUsedChronic.Decimal()
 		}
-		remaining = decimal.Max(zero, d(b.Deductible.ByLevel[level]).Sub(used))
+		remaining = decimal.Max(zero, b.Deductible.ByLevel[x.level].Decimal().Sub(used))
 	case rules.DeductiblePerAdmission:
-		remaining = d(b.Deductible.ByLevel[level])
+		remaining = b.Deductible.ByLevel[x.level].Decimal()
 		if st.Admissions >= 1 {
 			remaining = roundHalfUp(remaining.Mul(b.Deductible.SubsequentFactor.Decimal()))
 		}
 	}
-	dedc := decimal.Min(inscp, remaining)
-	base := inscp.Sub(dedc)
+	f.dedc = decimal.Min(f.inscp, remaining)
+}
 
-	// 3. Ratio.
-	r := b.Ratio[level].Decimal()
+// refRatioStep is step 3.
+func refRatioStep(c *rules.Claim, x refClaimContext, f *refFigures) {
+	r := x.b.Ratio[x.level].Decimal()
 	if c.Insutype == "310" && c.Retired {
-		r = decimal.Min(r.Add(b.RetireeBonus.Decimal()), b.MaxRatio.Decimal())
+		r = decimal.Min(r.Add(x.b.RetireeBonus.Decimal()), x.b.MaxRatio.Decimal())
 	}
-	cross := c.InsuredRegion != inst.Admdvs
-	if cross && !c.Registered {
-		r = decimal.Max(zero, r.Sub(v.UnregisteredPenalty.Decimal()))
+	if x.cross && !c.Registered {
+		r = decimal.Max(decimal.Zero, r.Sub(x.v.UnregisteredPenalty.Decimal()))
 	}
+	f.ratio = r
+}
 
-	// 4. Basic fund.
-	fundPaid := d(st.FundPaidOutpatient)
-	if b.CapPool == rules.PoolInpatient {
-		fundPaid = d(st.FundPaidInpatient)
+// refBasicFundStep is step 4.
+func refBasicFundStep(x refClaimContext, f *refFigures) {
+	fundPaid := x.st.FundPaidOutpatient.Decimal()
+	if x.b.CapPool == rules.PoolInpatient {
+		fundPaid = x.st.FundPaidInpatient.Decimal()
 	}
-	hifp := decimal.Min(roundHalfUp(base.Mul(r)), decimal.Max(zero, d(ip.AnnualCap[b.CapPool]).Sub(fundPaid)))
+	base := f.inscp.Sub(f.dedc)
+	f.hifp = decimal.Min(roundHalfUp(base.Mul(f.ratio)), decimal.Max(decimal.Zero, x.ip.AnnualCap[x.b.CapPool].Decimal().Sub(fundPaid)))
+}
 
-	// 5. Supplementary and 6. assistance.
-	burden, supp, maf := zero, zero, zero
-	if cat != rules.Outpatient {
-		burden = inscp.Sub(hifp)
+// refSupplementaryStep is steps 5 (supplementary) and 6 (assistance).
+func refSupplementaryStep(t require.TestingT, c *rules.Claim, x refClaimContext, f *refFigures) {
+	zero := decimal.Zero
+	d := func(m rules.Money) decimal.Decimal { return m.Decimal() }
+	ip, st := x.ip, x.st
+	f.burden, f.supp, f.maf = zero, zero, zero
+	if x.cat != rules.Outpatient {
+		f.burden = f.inscp.Sub(f.hifp)
 		b0 := d(st.BurdenYTD)
-		b1 := b0.Add(burden)
+		b1 := b0.Add(f.burden)
 		sum := zero
 		segs := ip.Supplementary.Segments
 		for k, seg := range segs {
@@ -195,68 +235,77 @@ func requireReference(t require.TestingT, rs *rules.RuleSet, catalogs map[string
 				sum = sum.Add(hi.Sub(lo).Mul(seg.Ratio.Decimal()))
 			}
 		}
-		supp = decimal.Min(roundHalfUp(sum), decimal.Max(zero, d(ip.Supplementary.AnnualCap).Sub(d(st.SuppPaidYTD))))
+		f.supp = decimal.Min(roundHalfUp(sum), decimal.Max(zero, d(ip.Supplementary.AnnualCap).Sub(d(st.SuppPaidYTD))))
 		if c.Assistance != "" {
-			ratio, ok := v.Assistance.Ratios[c.Assistance]
+			ratio, ok := x.v.Assistance.Ratios[c.Assistance]
 			require.True(t, ok, "assistance %q", c.Assistance)
-			maf = decimal.Min(roundHalfUp(burden.Sub(supp).Mul(ratio.Decimal())), decimal.Max(zero, d(v.Assistance.AnnualCap).Sub(d(st.MafPaidYTD))))
+			f.maf = decimal.Min(roundHalfUp(f.burden.Sub(f.supp).Mul(ratio.Decimal())), decimal.Max(zero, d(x.v.Assistance.AnnualCap).Sub(d(st.MafPaidYTD))))
 		}
 	}
-	hifmi, hifob := supp, zero
+	f.hifmi, f.hifob = f.supp, zero
 	if c.Insutype == "310" {
-		hifmi, hifob = zero, supp
+		f.hifmi, f.hifob = zero, f.supp
 	}
+}
 
-	// 7. Totals and 8. account.
-	fund := hifp.Add(hifmi).Add(hifob).Add(maf)
-	psnPart := medfee.Sub(fund)
-	acct := zero
-	if c.Insutype == "310" && c.UseAccount && ip.Account.Enabled && (!cross || ip.Account.CrossRegion) {
-		payable := psnPart
+// refTotalsStep is steps 7 (totals) and 8 (account).
+func refTotalsStep(c *rules.Claim, x refClaimContext, f *refFigures) {
+	zero := decimal.Zero
+	ip := x.ip
+	f.fund = f.hifp.Add(f.hifmi).Add(f.hifob).Add(f.maf)
+	f.psnPart = f.medfee.Sub(f.fund)
+	f.acct = zero
+	if c.Insutype == "310" && c.UseAccount && ip.Account.Enabled && (!x.cross || ip.Account.CrossRegion) {
+		payable := f.psnPart
 		if !ip.Account.CoversFulamt {
-			payable = payable.Sub(fulamt)
+			payable = payable.Sub(f.fulamt)
 		}
-		acct = decimal.Min(decimal.Max(zero, payable), d(st.AcctBalc))
+		f.acct = decimal.Min(decimal.Max(zero, payable), x.st.AcctBalc.Decimal())
 	}
-	balc := d(st.AcctBalc).Sub(acct)
+	f.balc = x.st.AcctBalc.Decimal().Sub(f.acct)
+}
 
-	s := res.Setlinfo
-	for _, f := range []struct {
+// requireSetlinfo compares the settlement figures with the reference's.
+func requireSetlinfo(t require.TestingT, f refFigures, s rules.Setlinfo) {
+	for _, fld := range []struct {
 		name string
 		want decimal.Decimal
 		got  rules.Money
 	}{
-		{"medfee_sumamt", medfee, s.MedfeeSumamt}, {"fulamt_ownpay_amt", fulamt, s.FulamtOwnpayAmt},
-		{"overlmt_selfpay", over, s.OverlmtSelfpay}, {"preselfpay_amt", pre, s.PreselfpayAmt},
-		{"inscp_scp_amt", inscp, s.InscpScpAmt}, {"act_pay_dedc", dedc, s.ActPayDedc}, {"hifp_pay", hifp, s.HifpPay},
-		{"hifmi_pay", hifmi, s.HifmiPay}, {"hifob_pay", hifob, s.HifobPay}, {"maf_pay", maf, s.MafPay},
-		{"fund_pay_sumamt", fund, s.FundPaySumamt}, {"psn_part_amt", psnPart, s.PsnPartAmt}, {"acct_pay", acct, s.AcctPay},
-		{"psn_cash_pay", psnPart.Sub(acct), s.PsnCashPay}, {"balc", balc, s.Balc},
+		{"medfee_sumamt", f.medfee, s.MedfeeSumamt}, {"fulamt_ownpay_amt", f.fulamt, s.FulamtOwnpayAmt},
+		{"overlmt_selfpay", f.over, s.OverlmtSelfpay}, {"preselfpay_amt", f.pre, s.PreselfpayAmt},
+		{"inscp_scp_amt", f.inscp, s.InscpScpAmt}, {"act_pay_dedc", f.dedc, s.ActPayDedc}, {"hifp_pay", f.hifp, s.HifpPay},
+		{"hifmi_pay", f.hifmi, s.HifmiPay}, {"hifob_pay", f.hifob, s.HifobPay}, {"maf_pay", f.maf, s.MafPay},
+		{"fund_pay_sumamt", f.fund, s.FundPaySumamt}, {"psn_part_amt", f.psnPart, s.PsnPartAmt}, {"acct_pay", f.acct, s.AcctPay},
+		{"psn_cash_pay", f.psnPart.Sub(f.acct), s.PsnCashPay}, {"balc", f.balc, s.Balc},
 	} {
-		requireMoney(t, f.want, f.got, "setlinfo.%s", f.name)
+		requireMoney(t, fld.want, fld.got, "setlinfo.%s", fld.name)
 	}
-	require.True(t, r.Equal(s.PoolPropSelfpay.Decimal()), "pool_prop_selfpay: reference %s, engine %s", r, s.PoolPropSelfpay)
+	require.True(t, f.ratio.Equal(s.PoolPropSelfpay.Decimal()), "pool_prop_selfpay: reference %s, engine %s", f.ratio, s.PoolPropSelfpay)
+}
 
-	// 9. Counters after.
-	a := res.After
+// requireCountersAfter is step 9: the counters after the claim.
+func requireCountersAfter(t require.TestingT, x refClaimContext, f refFigures, a rules.Counters) {
+	d := func(m rules.Money) decimal.Decimal { return m.Decimal() }
+	st, b, cat := x.st, x.b, x.cat
 	want := struct{ dedcOut, dedcChr, fundOut, fundIn, burden, supp, maf decimal.Decimal }{
 		d(st.DedcUsedOutpatient), d(st.DedcUsedChronic), d(st.FundPaidOutpatient), d(st.FundPaidInpatient),
-		d(st.BurdenYTD), d(st.SuppPaidYTD), d(st.MafPaidYTD).Add(maf),
+		d(st.BurdenYTD), d(st.SuppPaidYTD), d(st.MafPaidYTD).Add(f.maf),
 	}
 	if b.Deductible.Mode == rules.DeductibleAnnual {
 		if cat == rules.Chronic {
-			want.dedcChr = want.dedcChr.Add(dedc)
+			want.dedcChr = want.dedcChr.Add(f.dedc)
 		} else {
-			want.dedcOut = want.dedcOut.Add(dedc)
+			want.dedcOut = want.dedcOut.Add(f.dedc)
 		}
 	}
 	if b.CapPool == rules.PoolInpatient {
-		want.fundIn = want.fundIn.Add(hifp)
+		want.fundIn = want.fundIn.Add(f.hifp)
 	} else {
-		want.fundOut = want.fundOut.Add(hifp)
+		want.fundOut = want.fundOut.Add(f.hifp)
 	}
 	if cat != rules.Outpatient {
-		want.burden, want.supp = want.burden.Add(burden), want.supp.Add(supp)
+		want.burden, want.supp = want.burden.Add(f.burden), want.supp.Add(f.supp)
 	}
 	requireMoney(t, want.dedcOut, a.DedcUsedOutpatient, "state_after.dedc_used_outpatient")
 	requireMoney(t, want.dedcChr, a.DedcUsedChronic, "state_after.dedc_used_chronic")
@@ -265,7 +314,7 @@ func requireReference(t require.TestingT, rs *rules.RuleSet, catalogs map[string
 	requireMoney(t, want.burden, a.BurdenYTD, "state_after.burden_ytd")
 	requireMoney(t, want.supp, a.SuppPaidYTD, "state_after.supp_paid_ytd")
 	requireMoney(t, want.maf, a.MafPaidYTD, "state_after.maf_paid_ytd")
-	requireMoney(t, balc, a.AcctBalc, "state_after.acct_balc")
+	requireMoney(t, f.balc, a.AcctBalc, "state_after.acct_balc")
 	admissions := st.Admissions
 	if cat == rules.Inpatient {
 		admissions++
