@@ -208,26 +208,7 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 
 	// The script's persons, by the names of their settlements (p1a, p1b, …).
 	const p1, p2, p3, p4 = employee, employee4, employee13, retiree
-	// March, in order. p1 is admitted in Hohhot and, meanwhile, in Baotou;
-	// p2 is readmitted 7 days after discharge; p3 buys metformin six times,
-	// one of them cancelled; p4's visits are ordinary.
-	m1 := s.admit(hohhotHospital, p1, "01 09:00")
-	m2 := s.admit(hohhotHospital, p2, "01 10:00")
-	s.sale("d1", hohhotPharmacy, p3, "02 10:00")
-	s.outpatient("p4a", hohhotSecond, p4, "02 11:00")
-	m3 := s.admit(baotouHospital, p1, "03 09:00")
-	s.sale("p4b", hohhotPharmacy, p4, "03 10:00")
-	s.sale("d2", hohhotPharmacy, p3, "04 10:00")
-	s.cancelSale("d2", hohhotPharmacy, p3, "04 10:30")
-	s.discharge("p2a", hohhotHospital, p2, m2, "05 10:00")
-	s.discharge("p1b", baotouHospital, p1, m3, "06 10:00")
-	s.sale("d3", hohhotPharmacy, p3, "06 11:00")
-	s.discharge("p1a", hohhotHospital, p1, m1, "08 10:00")
-	s.sale("d4", hohhotPharmacy, p3, "09 10:00")
-	s.sale("d5", hohhotPharmacy, p3, "11 10:00")
-	m4 := s.admit(hohhotSecond, p2, "12 09:00")
-	s.sale("d6", hohhotPharmacy, p3, "13 10:00")
-	s.discharge("p2b", hohhotSecond, p2, m4, "14 10:00")
+	s.playMarch(p1, p2, p3, p4)
 
 	// The settlements topic, with one event delivered twice.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.MonitorSettlementsTopic, kafka.MonitorAlertsTopic))
@@ -251,21 +232,8 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	for _, a := range onTopic {
 		byRule[a.Rule] = a
 	}
-	id := func(names ...string) []string {
-		var out []string
-		for _, n := range names {
-			out = append(out, s.setl[n].SetlID)
-		}
-		return out
-	}
 	overlap, readmit, drug := byRule[monitor.RuleOverlappingStays], byRule[monitor.RuleReadmission], byRule[monitor.RuleRepeatedDrug]
-	require.Equal(t, p1, overlap.PsnNo)
-	require.Equal(t, id("p1b", "p1a"), overlap.Evidence)
-	require.Equal(t, []string{"150100", "150200"}, overlap.Regions)
-	require.Equal(t, p2, readmit.PsnNo)
-	require.Equal(t, id("p2a", "p2b"), readmit.Evidence)
-	require.Equal(t, p3, drug.PsnNo)
-	require.Equal(t, id("d1", "d3", "d4", "d5", "d6"), drug.Evidence, "the cancelled purchase is not evidence")
+	s.requireTopicAlerts(overlap, readmit, drug, p1, p2, p3)
 	var n int
 	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT count(*) FROM alerts WHERE published_at IS NOT NULL`).Scan(&n))
 	require.Equal(t, 3, n)
@@ -276,18 +244,94 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 
-	sortByID := func(as []monitor.Alert) []string {
-		ids := make([]string, len(as))
-		for i, a := range as {
-			ids[i] = a.ID
-		}
-		slices.Sort(ids)
-		return ids
+	// Hohhot's bureau: its insured persons' three alerts, by raised_at.
+	s.requireHohhotBureauAlerts(srv, key["bureau:150100"], onTopic)
+	// Baotou's bureau: only the alert involving its hospital; Wuhan's: nothing.
+	requireOtherBureausAlerts(t, srv, key, overlap)
+	// Filters.
+	requireAlertFilters(t, srv, key, readmit, drug, p3)
+	// Refusals, as JSON.
+	requireAlertRefusals(t, srv, key)
+	// A server without the alerts port says so.
+	bare := httptest.NewServer((&httpapi.Server{Engine: engine, Keys: keys, Log: pgfixture.Quiet()}).Handler())
+	t.Cleanup(bare.Close)
+	status, _ := bureauGet(t, bare, key["bureau:150100"], httpapi.AlertsPath)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+
+	// A second monitor (a new member of the group, say after a deploy)
+	// resumes after the committed offsets: of the settlements topic it
+	// reads only what came since, here the relay publishing an event again.
+	require.NoError(t, stop())
+	relayOutboxRecord(t, brokers, recs[5])
+	again, stop2 := startMonitor(t, ctx, brokers, alertStore)
+	require.Eventually(t, func() bool { return again.Stats().Duplicates == 1 }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, stop2())
+	require.Equal(t, kafka.MonitorStats{Duplicates: 1}, again.Stats())
+	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], ""), 3)
+}
+
+// playMarch is the script's March, in order. p1 is admitted in Hohhot and,
+// meanwhile, in Baotou; p2 is readmitted 7 days after discharge; p3 buys
+// metformin six times, one of them cancelled; p4's visits are ordinary.
+func (s *monitorScript) playMarch(p1, p2, p3, p4 string) {
+	m1 := s.admit(hohhotHospital, p1, "01 09:00")
+	m2 := s.admit(hohhotHospital, p2, "01 10:00")
+	s.sale("d1", hohhotPharmacy, p3, "02 10:00")
+	s.outpatient("p4a", hohhotSecond, p4, "02 11:00")
+	m3 := s.admit(baotouHospital, p1, "03 09:00")
+	s.sale("p4b", hohhotPharmacy, p4, "03 10:00")
+	s.sale("d2", hohhotPharmacy, p3, "04 10:00")
+	s.cancelSale("d2", hohhotPharmacy, p3, "04 10:30")
+	s.discharge("p2a", hohhotHospital, p2, m2, "05 10:00")
+	s.discharge("p1b", baotouHospital, p1, m3, "06 10:00")
+	s.sale("d3", hohhotPharmacy, p3, "06 11:00")
+	s.discharge("p1a", hohhotHospital, p1, m1, "08 10:00")
+	s.sale("d4", hohhotPharmacy, p3, "09 10:00")
+	s.sale("d5", hohhotPharmacy, p3, "11 10:00")
+	m4 := s.admit(hohhotSecond, p2, "12 09:00")
+	s.sale("d6", hohhotPharmacy, p3, "13 10:00")
+	s.discharge("p2b", hohhotSecond, p2, m4, "14 10:00")
+}
+
+// ids are the setl_ids of the script's settlements of those names.
+func (s *monitorScript) ids(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, s.setl[n].SetlID)
 	}
-	// Hohhot's bureau: its insured persons' three alerts, by raised_at,
-	// each with the settlements involved as the engine answered them.
-	hohhotAlerts := bureauAlerts(t, srv, key["bureau:150100"], "")
-	require.Equal(t, sortByID(onTopic), sortByID(hohhotAlerts))
+	return out
+}
+
+// requireTopicAlerts checks the three alerts on the alerts topic: who, and
+// which settlements are their evidence.
+func (s *monitorScript) requireTopicAlerts(overlap, readmit, drug monitor.Alert, p1, p2, p3 string) {
+	t := s.t
+	require.Equal(t, p1, overlap.PsnNo)
+	require.Equal(t, s.ids("p1b", "p1a"), overlap.Evidence)
+	require.Equal(t, []string{"150100", "150200"}, overlap.Regions)
+	require.Equal(t, p2, readmit.PsnNo)
+	require.Equal(t, s.ids("p2a", "p2b"), readmit.Evidence)
+	require.Equal(t, p3, drug.PsnNo)
+	require.Equal(t, s.ids("d1", "d3", "d4", "d5", "d6"), drug.Evidence, "the cancelled purchase is not evidence")
+}
+
+// sortedAlertIDs are the alerts' ids, sorted.
+func sortedAlertIDs(as []monitor.Alert) []string {
+	ids := make([]string, len(as))
+	for i, a := range as {
+		ids[i] = a.ID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// requireHohhotBureauAlerts: Hohhot's bureau sees its insured persons' three
+// alerts, by raised_at, each with the settlements involved as the engine
+// answered them.
+func (s *monitorScript) requireHohhotBureauAlerts(srv *httptest.Server, bureauKey string, onTopic []monitor.Alert) {
+	t := s.t
+	hohhotAlerts := bureauAlerts(t, srv, bureauKey, "")
+	require.Equal(t, sortedAlertIDs(onTopic), sortedAlertIDs(hohhotAlerts))
 	require.Equal(t, []monitor.Rule{monitor.RuleOverlappingStays, monitor.RuleRepeatedDrug, monitor.RuleReadmission},
 		[]monitor.Rule{hohhotAlerts[0].Rule, hohhotAlerts[1].Rule, hohhotAlerts[2].Rule})
 	for _, a := range hohhotAlerts {
@@ -305,8 +349,11 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	}
 	require.Equal(t, []string{hohhotHospital, baotouHospital}, []string{hohhotAlerts[0].Settlements[1].Institution, hohhotAlerts[0].Settlements[0].Institution})
 	require.Equal(t, rules.Money(12540), hohhotAlerts[1].Settlements[0].MedfeeSumamt)
+}
 
-	// Baotou's bureau: only the alert involving its hospital.
+// requireOtherBureausAlerts: Baotou's bureau sees only the alert involving
+// its hospital, Wuhan's nothing.
+func requireOtherBureausAlerts(t *testing.T, srv *httptest.Server, key map[string]string, overlap monitor.Alert) {
 	baotouAlerts := bureauAlerts(t, srv, key["bureau:150200"], "")
 	require.Len(t, baotouAlerts, 1)
 	require.Equal(t, overlap.ID, baotouAlerts[0].ID)
@@ -314,17 +361,22 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 	require.Equal(t, "150200", baotouAlerts[0].Settlements[0].Region)
 	// Wuhan's bureau: nothing of it.
 	require.Empty(t, bureauAlerts(t, srv, key["bureau:420100"], ""))
+}
 
-	// Filters.
-	require.Equal(t, []string{readmit.ID}, sortByID(bureauAlerts(t, srv, key["bureau:150100"], "?rule=readmission")))
+// requireAlertFilters checks the query filters.
+func requireAlertFilters(t *testing.T, srv *httptest.Server, key map[string]string, readmit, drug monitor.Alert, p3 string) {
+	hohhot := key["bureau:150100"]
+	require.Equal(t, []string{readmit.ID}, sortedAlertIDs(bureauAlerts(t, srv, hohhot, "?rule=readmission")))
 	require.Empty(t, bureauAlerts(t, srv, key["bureau:150200"], "?rule=readmission"))
-	require.Equal(t, []string{drug.ID}, sortByID(bureauAlerts(t, srv, key["bureau:150100"], "?psn_no="+p3)))
-	require.Equal(t, []string{drug.ID}, sortByID(bureauAlerts(t, srv, key["bureau:150100"], "?from=2026-03-09&to=2026-03-13")))
-	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], "?from=2026-03-08T02:00:00Z"), 3, "RFC 3339 bounds")
-	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], "?from=2026-03-08T02:00:00.000001Z"), 2)
-	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], "?limit=2"), 2)
+	require.Equal(t, []string{drug.ID}, sortedAlertIDs(bureauAlerts(t, srv, hohhot, "?psn_no="+p3)))
+	require.Equal(t, []string{drug.ID}, sortedAlertIDs(bureauAlerts(t, srv, hohhot, "?from=2026-03-09&to=2026-03-13")))
+	require.Len(t, bureauAlerts(t, srv, hohhot, "?from=2026-03-08T02:00:00Z"), 3, "RFC 3339 bounds")
+	require.Len(t, bureauAlerts(t, srv, hohhot, "?from=2026-03-08T02:00:00.000001Z"), 2)
+	require.Len(t, bureauAlerts(t, srv, hohhot, "?limit=2"), 2)
+}
 
-	// Refusals, as JSON.
+// requireAlertRefusals: what the alerts endpoint refuses, it refuses as JSON.
+func requireAlertRefusals(t *testing.T, srv *httptest.Server, key map[string]string) {
 	for _, tc := range []struct {
 		key, query string
 		status     int
@@ -346,22 +398,6 @@ func TestFundSupervisionEndToEnd(t *testing.T) {
 		require.NoError(t, json.Unmarshal(body, &e), "%s", body)
 		require.Contains(t, e.Error, tc.msg)
 	}
-	// A server without the alerts port says so.
-	bare := httptest.NewServer((&httpapi.Server{Engine: engine, Keys: keys, Log: pgfixture.Quiet()}).Handler())
-	t.Cleanup(bare.Close)
-	status, _ := bureauGet(t, bare, key["bureau:150100"], httpapi.AlertsPath)
-	require.Equal(t, http.StatusServiceUnavailable, status)
-
-	// A second monitor (a new member of the group, say after a deploy)
-	// resumes after the committed offsets: of the settlements topic it
-	// reads only what came since, here the relay publishing an event again.
-	require.NoError(t, stop())
-	relayOutboxRecord(t, brokers, recs[5])
-	again, stop2 := startMonitor(t, ctx, brokers, alertStore)
-	require.Eventually(t, func() bool { return again.Stats().Duplicates == 1 }, 30*time.Second, 20*time.Millisecond)
-	require.NoError(t, stop2())
-	require.Equal(t, kafka.MonitorStats{Duplicates: 1}, again.Stats())
-	require.Len(t, bureauAlerts(t, srv, key["bureau:150100"], ""), 3)
 }
 
 func relayOutboxRecord(t *testing.T, brokers []string, r *kgo.Record) {
