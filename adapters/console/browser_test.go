@@ -63,52 +63,91 @@ func TestBrowserAgainstDev(t *testing.T) {
 	defer db.Close(ctx)
 	y, m, d := time.Now().In(cst).Date()
 	from := time.Date(y, m, d, 0, 0, 0, 0, cst)
-	to := from.AddDate(0, 0, 1)
-	today := from.Format("2006-01-02")
+	s := &consoleSession{t: t, ctx: ctx, db: db, console: url + "/console", artifacts: artifacts,
+		from: from, to: from.AddDate(0, 0, 1), today: from.Format("2006-01-02")}
 
-	b, err := startBrowser(bin, t.TempDir(), &lockedWriter{path: filepath.Join(artifacts, "chromium.log")})
+	s.b, err = startBrowser(bin, t.TempDir(), &lockedWriter{path: filepath.Join(artifacts, "chromium.log")})
 	require.NoError(t, err)
-	defer b.close()
-	shot := func(tb *tab, name string) {
-		require.NoError(t, tb.screenshot(ctx, filepath.Join(artifacts, name)))
-	}
-	console := url + "/console"
-	// signIn opens a tab in which a bureau signs in with key: its dashboard
-	// must equal SQL for its region.
-	signIn := func(key, region string) *tab {
-		tb, err := b.newTab(ctx)
-		require.NoError(t, err)
-		require.NoError(t, tb.navigate(ctx, console+"/login"))
-		require.NoError(t, tb.submit(ctx, map[string]string{"key": key}, "signin"))
-		checkDashboard(t, ctx, tb, db, region, from, to)
-		return tb
-	}
+	defer s.b.close()
 
 	// Without a key: the login page, and no data.
-	anon, err := b.newTab(ctx)
+	s.checkAnonymous()
+
+	// The Hohhot bureau signs in: today's dashboard equals SQL.
+	hohhot := s.signIn(bureauHohhot, "150100")
+	s.shot(hohhot, "02-dashboard-150100.png")
+
+	// A settlement page: its split and its ledger entries, as stored.
+	setlID, fund := s.checkInpatientSettlement(hohhot)
+
+	// The cross-province settlement of the Wuhan resident: the treatment side.
+	crossID := s.openCrossProvinceSettlement(hohhot)
+
+	// Reconciliation of the hospital's day with one HIS row 1.00 off.
+	s.checkReconciliationDifference(hohhot)
+
+	// Clearing and audit.
+	s.checkClearingAndAudit(hohhot)
+
+	// Another region's bureau on the same platform sees only its own.
+	s.checkOtherRegion(setlID, fund, crossID)
+}
+
+// consoleSession is the browser test's platform, browser and day.
+type consoleSession struct {
+	t                  *testing.T
+	ctx                context.Context
+	b                  *browser
+	db                 *pgx.Conn
+	console, artifacts string
+	from, to           time.Time
+	today              string
+}
+
+func (s *consoleSession) shot(tb *tab, name string) {
+	require.NoError(s.t, tb.screenshot(s.ctx, filepath.Join(s.artifacts, name)))
+}
+
+// signIn opens a tab in which a bureau signs in with key: its dashboard
+// must equal SQL for its region.
+func (s *consoleSession) signIn(key, region string) *tab {
+	t, ctx := s.t, s.ctx
+	tb, err := s.b.newTab(ctx)
 	require.NoError(t, err)
-	require.NoError(t, anon.navigate(ctx, console+"/"))
+	require.NoError(t, tb.navigate(ctx, s.console+"/login"))
+	require.NoError(t, tb.submit(ctx, map[string]string{"key": key}, "signin"))
+	checkDashboard(t, ctx, tb, s.db, region, s.from, s.to)
+	return tb
+}
+
+// checkAnonymous: without a key, the login page and no data.
+func (s *consoleSession) checkAnonymous() {
+	t, ctx := s.t, s.ctx
+	anon, err := s.b.newTab(ctx)
+	require.NoError(t, err)
+	require.NoError(t, anon.navigate(ctx, s.console+"/"))
 	var path, body string
 	require.NoError(t, anon.eval(ctx, "location.pathname", &path))
 	require.NoError(t, anon.eval(ctx, "document.body.innerText", &body))
 	require.Equal(t, "/console/login", path)
 	require.NotContains(t, body, "medfee_sumamt")
-	shot(anon, "01-login.png")
+	s.shot(anon, "01-login.png")
+}
 
-	// The Hohhot bureau signs in: today's dashboard equals SQL.
-	hohhot := signIn(bureauHohhot, "150100")
-	shot(hohhot, "02-dashboard-150100.png")
-
-	// A settlement page: its split and its ledger entries, as stored.
-	var setlID, fund, hash, chain string
+// checkInpatientSettlement opens today's latest Hohhot inpatient settlement:
+// its split and its ledger entries, as stored. It returns the setl_id and
+// its fund_pay_sumamt.
+func (s *consoleSession) checkInpatientSettlement(hohhot *tab) (setlID, fund string) {
+	t, ctx := s.t, s.ctx
+	var hash, chain string
 	var seq int64
 	var entries int
-	require.NoError(t, db.QueryRow(ctx, `SELECT s.setl_id, s.fund_pay_sumamt::TEXT, t.hash, t.chain, t.seq,
+	require.NoError(t, s.db.QueryRow(ctx, `SELECT s.setl_id, s.fund_pay_sumamt::TEXT, t.hash, t.chain, t.seq,
 		(SELECT count(*) FROM ledger_entries e WHERE e.txn_id = t.txn_id)
 		FROM settlements s JOIN ledger_txns t ON t.txn_id = s.ledger_txn_id
 		WHERE s.insuplc_admdvs = '150100' AND s.med_type = '21' AND s.reverses = '' AND s.setl_time >= $1
-		ORDER BY s.setl_time DESC LIMIT 1`, from).Scan(&setlID, &fund, &hash, &chain, &seq, &entries))
-	require.NoError(t, hohhot.navigate(ctx, console+"/settlements/"+setlID))
+		ORDER BY s.setl_time DESC LIMIT 1`, s.from).Scan(&setlID, &fund, &hash, &chain, &seq, &entries))
+	require.NoError(t, hohhot.navigate(ctx, s.console+"/settlements/"+setlID))
 	for id, want := range map[string]string{"setl-id": setlID, "hash": hash, "chain": chain, "seq": fmt.Sprint(seq)} {
 		got, err := hohhot.text(ctx, id)
 		require.NoError(t, err)
@@ -128,24 +167,41 @@ func TestBrowserAgainstDev(t *testing.T) {
 	var lines int
 	require.NoError(t, hohhot.eval(ctx, `document.querySelectorAll('#lines tbody tr').length`, &lines))
 	require.Equal(t, 9, lines, "three days of three lines")
-	shot(hohhot, "03-settlement-inpatient.png")
+	s.shot(hohhot, "03-settlement-inpatient.png")
+	return setlID, fund
+}
 
-	// The cross-province settlement of the Wuhan resident: the treatment side.
+// openCrossProvinceSettlement opens the treatment side of the Wuhan
+// resident's settlement and returns its setl_id.
+func (s *consoleSession) openCrossProvinceSettlement(hohhot *tab) string {
+	t, ctx := s.t, s.ctx
 	var crossID string
-	require.NoError(t, db.QueryRow(ctx, `SELECT setl_id FROM settlements WHERE role = 'treatment' AND insuplc_admdvs = '420100'
-		AND reverses = '' AND setl_time >= $1 LIMIT 1`, from).Scan(&crossID))
-	require.NoError(t, hohhot.navigate(ctx, console+"/settlements/"+crossID))
-	shot(hohhot, "04-settlement-cross-province.png")
+	require.NoError(t, s.db.QueryRow(ctx, `SELECT setl_id FROM settlements WHERE role = 'treatment' AND insuplc_admdvs = '420100'
+		AND reverses = '' AND setl_time >= $1 LIMIT 1`, s.from).Scan(&crossID))
+	require.NoError(t, hohhot.navigate(ctx, s.console+"/settlements/"+crossID))
+	s.shot(hohhot, "04-settlement-cross-province.png")
+	return crossID
+}
 
-	// Reconciliation of the hospital's day with one HIS row 1.00 off.
-	rows, err := db.Query(ctx, `SELECT setl_id, mdtrt_id, psn_no, medfee_sumamt::TEXT, fund_pay_sumamt::TEXT, acct_pay::TEXT, status
+// hisDay is the hospital's day as its HIS would send it for reconciliation.
+type hisDay struct {
+	csv                         string
+	totMedfee, totFund, totAcct rules.Money
+	count                       int
+	seeded                      string // the setl_id whose row the HIS has 1.00 more
+}
+
+// hospitalDayWithOneOff reads the Hohhot hospital's settlements of the day
+// as HIS detail rows, one of them 1.00 more than the platform has.
+func (s *consoleSession) hospitalDayWithOneOff() hisDay {
+	t, ctx := s.t, s.ctx
+	rows, err := s.db.Query(ctx, `SELECT setl_id, mdtrt_id, psn_no, medfee_sumamt::TEXT, fund_pay_sumamt::TEXT, acct_pay::TEXT, status
 		FROM settlements WHERE fixmedins_code = $1 AND setl_time >= $2 AND setl_time < $3 AND reverses = '' ORDER BY setl_id`,
-		hohhotHospital, from, to)
+		hohhotHospital, s.from, s.to)
 	require.NoError(t, err)
 	var csv strings.Builder
 	csv.WriteString("setl_id,mdtrt_id,psn_no,medfee_sumamt,fund_pay_sumamt,acct_pay,refd_setl_flag\n")
-	var totMedfee, totFund, totAcct rules.Money
-	count, seeded := 0, ""
+	var h hisDay
 	for rows.Next() {
 		var id, mdtrt, psn, mf, fd, ac, status string
 		require.NoError(t, rows.Scan(&id, &mdtrt, &psn, &mf, &fd, &ac, &status))
@@ -154,19 +210,28 @@ func TestBrowserAgainstDev(t *testing.T) {
 		if status == "cancelled" {
 			flag = "1"
 		} else {
-			totMedfee, totFund, totAcct, count = totMedfee+medfee, totFund+fund, totAcct+acct, count+1
+			h.totMedfee, h.totFund, h.totAcct, h.count = h.totMedfee+medfee, h.totFund+fund, h.totAcct+acct, h.count+1
 		}
-		if seeded == "" && flag == "0" {
-			seeded, medfee = id, medfee+100 // the HIS recorded 1.00 more
+		if h.seeded == "" && flag == "0" {
+			h.seeded, medfee = id, medfee+100 // the HIS recorded 1.00 more
 		}
 		fmt.Fprintf(&csv, "%s,%s,%s,%s,%s,%s,%s\n", id, mdtrt, psn, medfee, fund, acct, flag)
 	}
 	require.NoError(t, rows.Err())
-	require.NotEmpty(t, seeded)
-	require.NoError(t, hohhot.navigate(ctx, console+"/reconcile"))
-	require.NoError(t, hohhot.submit(ctx, map[string]string{"inst": hohhotHospital, "from": today, "to": today,
-		"medfee": (totMedfee + 100).String(), "fund": totFund.String(), "acct": totAcct.String(), "count": fmt.Sprint(count),
-		"detail": csv.String()}, "run-recon"))
+	require.NotEmpty(t, h.seeded)
+	h.csv = csv.String()
+	return h
+}
+
+// checkReconciliationDifference reconciles the hospital's day with one HIS
+// row 1.00 off: exactly that row differs.
+func (s *consoleSession) checkReconciliationDifference(hohhot *tab) {
+	t, ctx := s.t, s.ctx
+	h := s.hospitalDayWithOneOff()
+	require.NoError(t, hohhot.navigate(ctx, s.console+"/reconcile"))
+	require.NoError(t, hohhot.submit(ctx, map[string]string{"inst": hohhotHospital, "from": s.today, "to": s.today,
+		"medfee": (h.totMedfee + 100).String(), "fund": h.totFund.String(), "acct": h.totAcct.String(), "count": fmt.Sprint(h.count),
+		"detail": h.csv}, "run-recon"))
 	for id, want := range map[string]string{"stmt-rslt": "1 mismatch", "diff-count": "1"} {
 		got, err := hohhot.text(ctx, id)
 		require.NoError(t, err)
@@ -175,32 +240,41 @@ func TestBrowserAgainstDev(t *testing.T) {
 	var diff []string
 	require.NoError(t, hohhot.eval(ctx, `Array.from(document.querySelectorAll('#differences tbody tr')).map(function(r){return r.dataset.setl+" "+r.dataset.rslt+" "+r.querySelector('.memo').textContent})`, &diff))
 	require.Len(t, diff, 1)
-	require.True(t, strings.HasPrefix(diff[0], seeded+" 3 differs: platform medfee"), diff[0])
-	shot(hohhot, "05-reconciliation-difference.png")
+	require.True(t, strings.HasPrefix(diff[0], h.seeded+" 3 differs: platform medfee"), diff[0])
+	s.shot(hohhot, "05-reconciliation-difference.png")
+}
 
-	// Clearing and audit.
-	require.NoError(t, hohhot.navigate(ctx, console+"/clearing"))
+// checkClearingAndAudit: an open receivable on the clearing page, a clean
+// audit, then the settlements list.
+func (s *consoleSession) checkClearingAndAudit(hohhot *tab) {
+	t, ctx := s.t, s.ctx
+	require.NoError(t, hohhot.navigate(ctx, s.console+"/clearing"))
 	var open int
 	require.NoError(t, hohhot.eval(ctx, `document.querySelectorAll('#open-items tbody tr').length`, &open))
 	require.GreaterOrEqual(t, open, 1, "the Wuhan resident's care is an open receivable")
-	shot(hohhot, "06-clearing.png")
-	require.NoError(t, hohhot.navigate(ctx, console+"/audit"))
+	s.shot(hohhot, "06-clearing.png")
+	require.NoError(t, hohhot.navigate(ctx, s.console+"/audit"))
 	require.NoError(t, hohhot.submit(ctx, nil, "run-audit"))
 	st, err := hohhot.text(ctx, "audit-status")
 	require.NoError(t, err)
 	require.Equal(t, "OK", st)
-	shot(hohhot, "07-audit.png")
-	require.NoError(t, hohhot.navigate(ctx, console+"/settlements"))
-	shot(hohhot, "08-settlements.png")
+	s.shot(hohhot, "07-audit.png")
+	require.NoError(t, hohhot.navigate(ctx, s.console+"/settlements"))
+	s.shot(hohhot, "08-settlements.png")
+}
 
-	// Another region's bureau on the same platform sees only its own.
-	wuhan := signIn(bureauWuhan, "420100")
-	shot(wuhan, "09-dashboard-420100.png")
-	require.NoError(t, wuhan.navigate(ctx, console+"/settlements/"+setlID))
+// checkOtherRegion: Wuhan's bureau does not see Hohhot's settlement setlID
+// (fund its fund_pay_sumamt) but does see crossID, its insured person's care.
+func (s *consoleSession) checkOtherRegion(setlID, fund, crossID string) {
+	t, ctx := s.t, s.ctx
+	wuhan := s.signIn(bureauWuhan, "420100")
+	s.shot(wuhan, "09-dashboard-420100.png")
+	require.NoError(t, wuhan.navigate(ctx, s.console+"/settlements/"+setlID))
+	var body string
 	require.NoError(t, wuhan.eval(ctx, "document.body.innerText", &body))
 	require.Contains(t, body, "no settlement "+setlID+" in region 420100")
 	require.NotContains(t, body, fund)
-	require.NoError(t, wuhan.navigate(ctx, console+"/settlements/"+crossID))
+	require.NoError(t, wuhan.navigate(ctx, s.console+"/settlements/"+crossID))
 	got, err := wuhan.text(ctx, "setl-id")
 	require.NoError(t, err)
 	require.Equal(t, crossID, got, "its own insured person's care in Hohhot")
