@@ -77,8 +77,7 @@ func TestMonthlyClearing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	pf := newPlatform(t)
-	rs, tc := pf.rules, pf.client
-	hub := national.New(rs)
+	hub := national.New(pf.rules)
 	var now atomic.Value
 	now.Store(time.Date(2026, 3, 10, 10, 0, 0, 0, rules.CST))
 	clock := func() time.Time { return now.Load().(time.Time) }
@@ -86,14 +85,13 @@ func TestMonthlyClearing(t *testing.T) {
 	pf.open(t, hub, clock, func(e *settlement.Engine) settlement.Reverser {
 		return &settlement.InlineReverser{Hub: e.Hub, Backoff: time.Millisecond}
 	}, provinces...)
-	engines := pf.engines
 	peers := map[string]*flaky{}
-	for prov, e := range engines {
+	for prov, e := range pf.engines {
 		peers[prov] = &flaky{ClearingPeer: e}
 	}
 	// Every province holds an advance of 5,000.00 for every other one.
 	for ins, tr := range pf.pairs() {
-		require.NoError(t, engines[ins].FundAdvance(ctx, "2026-02", tr, 500000))
+		require.NoError(t, pf.engines[ins].FundAdvance(ctx, "2026-02", tr, 500000))
 	}
 
 	traffic := []swipe{
@@ -104,9 +102,32 @@ func TestMonthlyClearing(t *testing.T) {
 		{psn: "15010000000000000011", hosp: "H23010000002", amount: "1140.00"},              // Hohhot resident in Harbin
 		{psn: "15010000000000000011", hosp: "H42010000230", amount: "760.00"},               // Hohhot resident in Wuhan
 	}
-	var misstated string
+	misstated := swipeMonth(t, ctx, pf, traffic)
+
+	// The clearing runs at the start of April.
+	now.Store(time.Date(2026, 4, 2, 9, 0, 0, 0, rules.CST))
+	peers["150000"].misstate = misstated  // Hohhot overstates one Wuhan item: disputed
+	peers["420000"].failAfterPay.Store(1) // Wuhan pays, then its worker dies before reporting
+	peers["420000"].stallConfirm.Store(1) // and the first confirmation hangs: the worker is replaced
+	peers["150000"].neverConfirm = true   // Hohhot never confirms what Harbin claims: escalation
+	res := clearMarchReplacingWorker(t, ctx, pf, peers, provinces)
+
+	adv := requireMarchCleared(t, ctx, pf, peers, res)
+	requireRerunPaysNothing(t, ctx, pf, provinces, adv)
+
+	// April: everyone answers, the statement is right; what was carried clears.
+	peers["150000"].misstate, peers["150000"].neverConfirm = "", false
+	now.Store(time.Date(2026, 5, 2, 9, 0, 0, 0, rules.CST))
+	clearAprilCarried(t, ctx, pf, provinces, &res)
+}
+
+// swipeMonth registers, prices and settles every swipe at its hospital's
+// province, cancelling those marked so. It returns the setl_id of the second
+// swipe, the one a province will misstate.
+func swipeMonth(t *testing.T, ctx context.Context, pf *platform, traffic []swipe) (misstated string) {
+	rs := pf.rules
 	for i, sw := range traffic {
-		e := engines[rs.Province(rs.Institutions[sw.hosp].Admdvs)]
+		e := pf.engines[rs.Province(rs.Institutions[sw.hosp].Admdvs)]
 		v, err := e.RegisterVisit(ctx, pgfixture.Msg(sw.hosp, "2201"), settlement.VisitInput{PsnNo: sw.psn, Kind: settlement.VisitOutpatient, MedType: "11"})
 		require.NoError(t, err, "swipe %d", i)
 		cnt := map[string]string{"380.00": "1", "760.00": "2", "1140.00": "3", "1520.00": "4", "2280.00": "6"}[sw.amount]
@@ -123,20 +144,19 @@ func TestMonthlyClearing(t *testing.T) {
 			misstated = a.SetlID
 		}
 	}
+	return misstated
+}
 
-	// The clearing runs at the start of April.
-	now.Store(time.Date(2026, 4, 2, 9, 0, 0, 0, rules.CST))
-	peers["150000"].misstate = misstated  // Hohhot overstates one Wuhan item: disputed
-	peers["420000"].failAfterPay.Store(1) // Wuhan pays, then its worker dies before reporting
-	peers["420000"].stallConfirm.Store(1) // and the first confirmation hangs: the worker is replaced
-	peers["150000"].neverConfirm = true   // Hohhot never confirms what Harbin claims: escalation
+// clearMarchReplacingWorker starts March's clearing on a hub worker, kills
+// that worker a second in, starts a replacement and waits for the result.
+func clearMarchReplacingWorker(t *testing.T, ctx context.Context, pf *platform, peers map[string]*flaky, provinces []string) workflows.ClearingResult {
 	hubPeers := map[string]settlement.ClearingPeer{}
 	for p, f := range peers {
 		hubPeers[p] = f
 	}
 	register := func(r worker.Registry) { workflows.RegisterHub(r, &workflows.ClearingActivities{Peers: hubPeers}) }
 	w1 := pf.server.NewWorker(workflows.HubTaskQueue, register)
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-03"), TaskQueue: workflows.HubTaskQueue},
+	run, err := pf.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-03"), TaskQueue: workflows.HubTaskQueue},
 		workflows.ClearingWorkflow, workflows.ClearingInput{Period: "2026-03", Provinces: provinces,
 			ConfirmWithin: 20 * time.Second, ActivityTimeout: 3 * time.Second})
 	require.NoError(t, err)
@@ -145,7 +165,13 @@ func TestMonthlyClearing(t *testing.T) {
 	pf.server.NewWorker(workflows.HubTaskQueue, register)
 	var res workflows.ClearingResult
 	require.NoError(t, run.Get(ctx, &res))
+	return res
+}
 
+// requireMarchCleared checks March's result: nets sum to zero, the misstated
+// item is disputed, the silent province escalated, the payment ran twice but
+// paid once. It returns Wuhan's advance for Hohhot after the clearing.
+func requireMarchCleared(t *testing.T, ctx context.Context, pf *platform, peers map[string]*flaky, res workflows.ClearingResult) rules.Money {
 	var net rules.Money
 	for _, m := range res.Net {
 		net += m
@@ -162,34 +188,39 @@ func TestMonthlyClearing(t *testing.T) {
 	conserved(t, ctx, pf)
 
 	// Wuhan paid exactly once what it confirmed, out of its advance for Hohhot.
-	adv, err := engines["420000"].Balance(ctx, settlement.AdvanceAccount("150000"))
+	adv, err := pf.engines["420000"].Balance(ctx, settlement.AdvanceAccount("150000"))
 	require.NoError(t, err)
 	paid := pairs["150000<-420000"].Paid
 	require.Equal(t, rules.Money(500000)-paid+pairs["150000<-420000"].TopUp, adv)
-	recv, err := engines["150000"].Balance(ctx, settlement.ReceivedAccount("420000"))
+	recv, err := pf.engines["150000"].Balance(ctx, settlement.ReceivedAccount("420000"))
 	require.NoError(t, err)
 	require.Equal(t, paid, recv)
+	return adv
+}
 
-	// Running the same period again (a duplicate confirmation) pays nothing new.
-	again, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-03") + "-again", TaskQueue: workflows.HubTaskQueue},
+// requireRerunPaysNothing runs the same period again (a duplicate
+// confirmation): Wuhan's advance for Hohhot stays at adv.
+func requireRerunPaysNothing(t *testing.T, ctx context.Context, pf *platform, provinces []string, adv rules.Money) {
+	again, err := pf.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-03") + "-again", TaskQueue: workflows.HubTaskQueue},
 		workflows.ClearingWorkflow, workflows.ClearingInput{Period: "2026-03", Provinces: provinces, ConfirmWithin: 20 * time.Second, ActivityTimeout: 3 * time.Second})
 	require.NoError(t, err)
 	var res2 workflows.ClearingResult
 	require.NoError(t, again.Get(ctx, &res2))
-	adv2, err := engines["420000"].Balance(ctx, settlement.AdvanceAccount("150000"))
+	adv2, err := pf.engines["420000"].Balance(ctx, settlement.AdvanceAccount("150000"))
 	require.NoError(t, err)
 	require.Equal(t, adv, adv2, "nothing paid twice")
+}
 
-	// April: everyone answers, the statement is right; what was carried clears.
-	peers["150000"].misstate, peers["150000"].neverConfirm = "", false
-	now.Store(time.Date(2026, 5, 2, 9, 0, 0, 0, rules.CST))
-	run, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-04"), TaskQueue: workflows.HubTaskQueue},
+// clearAprilCarried runs April's clearing into res and checks that money is
+// conserved and every receivable is cleared.
+func clearAprilCarried(t *testing.T, ctx context.Context, pf *platform, provinces []string, res *workflows.ClearingResult) {
+	run, err := pf.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ClearingID("2026-04"), TaskQueue: workflows.HubTaskQueue},
 		workflows.ClearingWorkflow, workflows.ClearingInput{Period: "2026-04", Provinces: provinces, ActivityTimeout: 3 * time.Second})
 	require.NoError(t, err)
-	require.NoError(t, run.Get(ctx, &res))
+	require.NoError(t, run.Get(ctx, res))
 	conserved(t, ctx, pf)
 	for tr, ins := range pf.pairs() {
-		open, err := engines[tr].Balance(ctx, settlement.ClearingAccount(ins))
+		open, err := pf.engines[tr].Balance(ctx, settlement.ClearingAccount(ins))
 		require.NoError(t, err)
 		require.Zero(t, open, "%s's receivable from %s is cleared", tr, ins)
 	}
