@@ -34,12 +34,6 @@ func (m Money) Decimal() decimal.Decimal { return decimal.New(int64(m), -2) }
 
 // String formats m as yuan with two decimals, the national interface's form.
 func (m Money) String() string {
-	var buf [24]byte
-	return string(m.appendTo(buf[:0]))
-}
-
-// appendTo appends m as String writes it.
-func (m Money) appendTo(dst []byte) []byte {
 	neg := m < 0
 	u := uint64(m)
 	if neg {
@@ -66,7 +60,7 @@ func (m Money) appendTo(dst []byte) []byte {
 		i--
 		buf[i] = '-'
 	}
-	return append(dst, buf[i:]...)
+	return string(buf[i:])
 }
 
 // MarshalText is m as a decimal ("12.30"): in JSON a string, as the national

@@ -113,26 +113,24 @@ type LineResult struct {
 	SelfpayProp Ratio  `json:"-"`
 }
 
-// Setlinfo is the split of a claim between the funds and the patient. Its
-// JSON (setl_json.go) keeps the national key of each amount; the national
-// object itself, with its other fields, is adapters/fsi's.
+// Setlinfo is the split of a claim between the funds and the patient.
 type Setlinfo struct {
-	MedfeeSumamt    Money
-	FulamtOwnpayAmt Money
-	OverlmtSelfpay  Money
-	PreselfpayAmt   Money
-	InscpScpAmt     Money
-	ActPayDedc      Money
-	HifpPay         Money
-	PoolPropSelfpay Ratio
-	HifmiPay        Money
-	HifobPay        Money
-	MafPay          Money
-	FundPaySumamt   Money
-	PsnPartAmt      Money
-	AcctPay         Money
-	PsnCashPay      Money
-	Balc            Money
+	MedfeeSumamt    Money `json:"medfee_sumamt"`
+	FulamtOwnpayAmt Money `json:"fulamt_ownpay_amt"`
+	OverlmtSelfpay  Money `json:"overlmt_selfpay"`
+	PreselfpayAmt   Money `json:"preselfpay_amt"`
+	InscpScpAmt     Money `json:"inscp_scp_amt"`
+	ActPayDedc      Money `json:"act_pay_dedc"`
+	HifpPay         Money `json:"hifp_pay"`
+	PoolPropSelfpay Ratio `json:"pool_prop_selfpay"`
+	HifmiPay        Money `json:"hifmi_pay"`
+	HifobPay        Money `json:"hifob_pay"`
+	MafPay          Money `json:"maf_pay"`
+	FundPaySumamt   Money `json:"fund_pay_sumamt"`
+	PsnPartAmt      Money `json:"psn_part_amt"`
+	AcctPay         Money `json:"acct_pay"`
+	PsnCashPay      Money `json:"psn_cash_pay"`
+	Balc            Money `json:"balc"`
 }
 
 // Fund pay types of setldetail (docs/pricing.md, "Fund detail").
@@ -146,12 +144,11 @@ const (
 )
 
 // FundPayment is one setldetail row: what one fund paid, and what it could have
-// paid at most (the remaining cap or balance before this claim). Its JSON is
-// written in setl_json.go.
+// paid at most (the remaining cap or balance before this claim).
 type FundPayment struct {
-	FundPayType string
-	FundPayamt  Money
-	CrtPaybLmt  Money
+	FundPayType string `json:"fund_pay_type"`
+	FundPayamt  Money  `json:"fund_payamt"`
+	CrtPaybLmt  Money  `json:"crt_payb_lmt_amt"`
 }
 
 // Result is a priced claim.

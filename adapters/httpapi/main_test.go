@@ -237,35 +237,19 @@ func (e *env) expected(inst, psnNo, medType string, useAcct bool, before rules.C
 
 // setl is the settlement output (2206/2207/2208/2102/2304...) as the tests read it.
 type setl struct {
-	Setlinfo   setlinfo            `json:"setlinfo"`
+	Setlinfo struct {
+		MdtrtID  string `json:"mdtrt_id"`
+		SetlID   string `json:"setl_id"`
+		PsnNo    string `json:"psn_no"`
+		SetlTime string `json:"setl_time"`
+		MedType  string `json:"med_type"`
+		Insutype string `json:"insutype"`
+		rules.Setlinfo
+		MedinsSetlID string `json:"medins_setl_id"`
+		ClrOptins    string `json:"clr_optins"`
+		ClrType      string `json:"clr_type"`
+	} `json:"setlinfo"`
 	Setldetail []rules.FundPayment `json:"setldetail"`
-}
-
-// setlinfo is the national setlinfo read twice: the engine's amounts
-// (rules.Setlinfo, whose own UnmarshalJSON skips the other keys) and the
-// fields around them.
-type setlinfo struct {
-	rules.Setlinfo
-	setlHead
-}
-
-type setlHead struct {
-	MdtrtID      string `json:"mdtrt_id"`
-	SetlID       string `json:"setl_id"`
-	PsnNo        string `json:"psn_no"`
-	SetlTime     string `json:"setl_time"`
-	MedType      string `json:"med_type"`
-	Insutype     string `json:"insutype"`
-	MedinsSetlID string `json:"medins_setl_id"`
-	ClrOptins    string `json:"clr_optins"`
-	ClrType      string `json:"clr_type"`
-}
-
-func (s *setlinfo) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, &s.setlHead); err != nil {
-		return err
-	}
-	return s.Setlinfo.UnmarshalJSON(b)
 }
 
 // settleInput is the input of 2206/2207/2303/2304.

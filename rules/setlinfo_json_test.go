@@ -10,9 +10,9 @@ import (
 	"github.com/medsettle/medsettle/rules"
 )
 
-// The JSON of Setlinfo and FundPayment, recorded from the struct-tag encoding
-// they had before setl_json.go: the bytes must not change (golden answers,
-// settlement events, stored answers replayed on a repeated msgid, the hub).
+// The JSON of Setlinfo and FundPayment, recorded from their struct tags: the
+// bytes must not change (golden answers, settlement events, stored answers
+// replayed on a repeated msgid, the hub).
 const (
 	recordedSetlinfo = `{"medfee_sumamt":"0.01","fulamt_ownpay_amt":"-0.02","overlmt_selfpay":"0.03","preselfpay_amt":"0.04",` +
 		`"inscp_scp_amt":"0.05","act_pay_dedc":"0.06","hifp_pay":"0.07","pool_prop_selfpay":"0.875","hifmi_pay":"0.09",` +
