@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -177,65 +176,23 @@ func parseTime(path, s string) (time.Time, error) {
 	return t, nil
 }
 
-// decodeRequired decodes the call's input into v (a pointer to a struct),
-// then refuses it, as required does, at the first of paths whose field is
-// empty. A path names a string field by its JSON keys, as the refusal names
-// it ("input.data.psn_no"), so that what is required is written once.
-func decodeRequired(c *call, v any, paths ...string) error {
+// need is a field that must not be empty: its path in the refusal and where
+// the decoded input holds it.
+type need struct {
+	path string
+	v    *string
+}
+
+// decodeRequired decodes the call's input into v, then refuses it, as
+// required does, at the first of fields that is empty once decoded.
+func decodeRequired(c *call, v any, fields ...need) error {
 	if err := decodeInput(c.env.Input, v); err != nil {
 		return err
 	}
-	rv := reflect.ValueOf(v).Elem()
-	var missing error
-	for _, p := range paths { // every path is resolved, so that a test of any refusal checks them all
-		idx, err := fieldIndex(rv.Type(), p)
-		if err != nil {
+	for _, f := range fields {
+		if err := required(f.path, *f.v); err != nil {
 			return err
 		}
-		if missing == nil {
-			missing = required(p, rv.FieldByIndex(idx).String())
-		}
 	}
-	return missing
-}
-
-type fieldPath struct {
-	t    reflect.Type
-	path string
-}
-
-var fieldIndexes sync.Map // fieldPath → []int, so that tags are read once a path
-
-// fieldIndex is the index sequence of the string field path names in t.
-func fieldIndex(t reflect.Type, path string) ([]int, error) {
-	if idx, ok := fieldIndexes.Load(fieldPath{t, path}); ok {
-		return idx.([]int), nil
-	}
-	var idx []int
-	ft := t
-	for _, key := range strings.Split(strings.TrimPrefix(path, "input."), ".") {
-		f, ok := fieldByKey(ft, key)
-		if !ok {
-			return nil, fmt.Errorf("httpapi: %s names no field of %s", path, t)
-		}
-		idx, ft = append(idx, f.Index...), f.Type
-	}
-	if ft.Kind() != reflect.String {
-		return nil, fmt.Errorf("httpapi: %s is no string field of %s", path, t)
-	}
-	fieldIndexes.Store(fieldPath{t, path}, idx)
-	return idx, nil
-}
-
-// fieldByKey is the field of struct t that JSON key names.
-func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
-	if t.Kind() != reflect.Struct {
-		return reflect.StructField{}, false
-	}
-	for i := 0; i < t.NumField(); i++ {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name == key {
-			return t.Field(i), true
-		}
-	}
-	return reflect.StructField{}, false
+	return nil
 }

@@ -63,7 +63,7 @@ func Infnos() []string {
 
 func signIn(s *Server, c *call) (any, error) {
 	var in fsi.SignInInput
-	if err := decodeRequired(c, &in, "input.signIn.opter_no"); err != nil {
+	if err := decodeRequired(c, &in, need{"input.signIn.opter_no", &in.SignIn.OpterNo}); err != nil {
 		return nil, err
 	}
 	now := time.Now().In(rules.CST)
@@ -79,10 +79,11 @@ func signIn(s *Server, c *call) (any, error) {
 
 func personInfo(s *Server, c *call) (any, error) {
 	var in fsi.PersonInput
-	if err := decodeRequired(c, &in, "input.data.mdtrt_cert_type", "input.data.mdtrt_cert_no"); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.mdtrt_cert_type", &d.MdtrtCertType},
+		need{"input.data.mdtrt_cert_no", &d.MdtrtCertNo}); err != nil {
 		return nil, err
 	}
-	d := in.Data
 	if d.MdtrtCertType != "02" && d.MdtrtCertType != "03" && d.MdtrtCertType != "01" {
 		return nil, refuse("input.data.mdtrt_cert_type %q: want 01 (e-voucher psn_no), 02 (ID number) or 03 (card)", d.MdtrtCertType)
 	}
@@ -175,7 +176,8 @@ func registerVisit(kind settlement.VisitKind) func(s *Server, c *call) (any, err
 func cancelVisit(undischarge bool) func(s *Server, c *call) (any, error) {
 	return func(s *Server, c *call) (any, error) {
 		var in fsi.VisitRefInput
-		if err := decodeRequired(c, &in, "input.data.mdtrt_id", "input.data.psn_no"); err != nil {
+		if err := decodeRequired(c, &in, need{"input.data.mdtrt_id", &in.Data.MdtrtID},
+			need{"input.data.psn_no", &in.Data.PsnNo}); err != nil {
 			return nil, err
 		}
 		return empty(s.Engine.CancelVisit(c.ctx, c.msg, in.Data.MdtrtID, in.Data.PsnNo, undischarge))
@@ -186,10 +188,11 @@ func cancelVisit(undischarge bool) func(s *Server, c *call) (any, error) {
 
 func updateVisit(s *Server, c *call) (any, error) {
 	var in fsi.MdtrtInput
-	if err := decodeRequired(c, &in, "input.mdtrtinfo.mdtrt_id", "input.mdtrtinfo.psn_no", "input.mdtrtinfo.med_type"); err != nil {
+	d := &in.Mdtrtinfo
+	if err := decodeRequired(c, &in, need{"input.mdtrtinfo.mdtrt_id", &d.MdtrtID},
+		need{"input.mdtrtinfo.psn_no", &d.PsnNo}, need{"input.mdtrtinfo.med_type", &d.MedType}); err != nil {
 		return nil, err
 	}
-	d := in.Mdtrtinfo
 	codg, name := d.DiseCodg, d.DiseName
 	if codg == "" && len(in.Diseinfo) > 0 {
 		codg, name = in.Diseinfo[0].DiagCode, in.Diseinfo[0].DiagName
@@ -202,10 +205,11 @@ func updateVisit(s *Server, c *call) (any, error) {
 
 func discharge(s *Server, c *call) (any, error) {
 	var in fsi.DischargeInput
-	if err := decodeRequired(c, &in, "input.dscginfo.mdtrt_id", "input.dscginfo.psn_no", "input.dscginfo.endtime"); err != nil {
+	d := &in.Dscginfo
+	if err := decodeRequired(c, &in, need{"input.dscginfo.mdtrt_id", &d.MdtrtID},
+		need{"input.dscginfo.psn_no", &d.PsnNo}, need{"input.dscginfo.endtime", &d.Endtime}); err != nil {
 		return nil, err
 	}
-	d := in.Dscginfo
 	end, err := parseTime("input.dscginfo.endtime", d.Endtime)
 	if err != nil {
 		return nil, err
@@ -283,10 +287,11 @@ func withdrawLines(s *Server, c *call) (any, error) {
 			PsnNo     string `json:"psn_no"`
 		} `json:"data"`
 	}
-	if err := decodeRequired(c, &in, "input.data.mdtrt_id", "input.data.chrg_bchno", "input.data.psn_no"); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.mdtrt_id", &d.MdtrtID}, need{"input.data.chrg_bchno", &d.ChrgBchno},
+		need{"input.data.psn_no", &d.PsnNo}); err != nil {
 		return nil, err
 	}
-	d := in.Data
 	return empty(s.Engine.WithdrawLines(c.ctx, c.msg, d.MdtrtID, d.PsnNo, d.ChrgBchno))
 }
 

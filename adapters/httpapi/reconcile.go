@@ -132,10 +132,10 @@ func cumulative(s *Server, c *call) (any, error) {
 			CumYm string `json:"cum_ym"`
 		} `json:"data"`
 	}
-	if err := decodeRequired(c, &in, "input.data.psn_no"); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo}); err != nil {
 		return nil, err
 	}
-	d := in.Data
 	year := s.now().In(rules.CST).Year()
 	if d.CumYm != "" {
 		t, err := time.Parse("200601", d.CumYm)

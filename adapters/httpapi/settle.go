@@ -31,10 +31,11 @@ func checkAmountText(path string, t fsi.Text) error {
 func settle(commit bool) func(s *Server, c *call) (any, error) {
 	return func(s *Server, c *call) (any, error) {
 		var in fsi.SettleInput
-		if err := decodeRequired(c, &in, "input.data.psn_no", "input.data.mdtrt_id", "input.data.med_type", "input.data.insutype"); err != nil {
+		d := &in.Data
+		if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo}, need{"input.data.mdtrt_id", &d.MdtrtID},
+			need{"input.data.med_type", &d.MedType}, need{"input.data.insutype", &d.Insutype}); err != nil {
 			return nil, err
 		}
-		d := in.Data
 		if err := checkAmountText("input.data.medfee_sumamt", d.MedfeeSumamt); err != nil {
 			return nil, err
 		}
@@ -100,10 +101,11 @@ var cancelsMedTypes = map[string][]string{"2208": {"11", "14"}, "2305": {"21"}, 
 
 func cancelSettlement(s *Server, c *call) (any, error) {
 	var in fsi.CancelInput
-	if err := decodeRequired(c, &in, "input.data.setl_id", "input.data.psn_no"); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.setl_id", &d.SetlID},
+		need{"input.data.psn_no", &d.PsnNo}); err != nil {
 		return nil, err
 	}
-	d := in.Data
 	if c.env.Infno != "2103" {
 		if err := required("input.data.mdtrt_id", d.MdtrtID); err != nil {
 			return nil, err
@@ -118,10 +120,11 @@ func cancelSettlement(s *Server, c *call) (any, error) {
 func pharmacy(commit bool) func(s *Server, c *call) (any, error) {
 	return func(s *Server, c *call) (any, error) {
 		var in fsi.PharmacyInput
-		if err := decodeRequired(c, &in, "input.data.psn_no", "input.data.insutype"); err != nil {
+		d := &in.Data
+		if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo},
+			need{"input.data.insutype", &d.Insutype}); err != nil {
 			return nil, err
 		}
-		d := in.Data
 		if d.MedType != "" && d.MedType != "41" {
 			return nil, refuse("input.data.med_type %q: a pharmacy sale is med_type 41", d.MedType)
 		}
@@ -149,10 +152,11 @@ func pharmacy(commit bool) func(s *Server, c *call) (any, error) {
 
 func reverse(s *Server, c *call) (any, error) {
 	var in fsi.ReverseInput
-	if err := decodeRequired(c, &in, "input.data.psn_no", "input.data.omsgid", "input.data.oinfno"); err != nil {
+	d := &in.Data
+	if err := decodeRequired(c, &in, need{"input.data.psn_no", &d.PsnNo}, need{"input.data.omsgid", &d.Omsgid},
+		need{"input.data.oinfno", &d.Oinfno}); err != nil {
 		return nil, err
 	}
-	d := in.Data
 	if err := checkMsgid(d.Omsgid, c.env.FixmedinsCode); err != nil {
 		return nil, refuse("input.data.omsgid: %v", err)
 	}
