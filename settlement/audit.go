@@ -32,15 +32,7 @@ func (r *AuditReport) String() string {
 // transaction: its own arithmetic (medfee = funds + account + cash), and that
 // the ledger holds exactly its amounts.
 func CheckSettlement(s *Settlement, t *LedgerTxn) []string {
-	var out []string
-	i := &s.Info
-	if i.FundPaySumamt != i.HifpPay+i.HifmiPay+i.HifobPay+i.MafPay {
-		out = append(out, fmt.Sprintf("settlement %s: fund_pay_sumamt %s is not the sum of its funds", s.SetlID, i.FundPaySumamt))
-	}
-	if i.MedfeeSumamt != i.FundPaySumamt+i.AcctPay+i.PsnCashPay {
-		out = append(out, fmt.Sprintf("settlement %s: medfee_sumamt %s != fund %s + account %s + cash %s",
-			s.SetlID, i.MedfeeSumamt, i.FundPaySumamt, i.AcctPay, i.PsnCashPay))
-	}
+	out := identities(s)
 	if t == nil {
 		return append(out, fmt.Sprintf("settlement %s: ledger transaction %s is missing", s.SetlID, s.LedgerTxnID))
 	}
@@ -55,6 +47,21 @@ func CheckSettlement(s *Settlement, t *LedgerTxn) []string {
 	}
 	if !same {
 		out = append(out, fmt.Sprintf("settlement %s: ledger transaction %s entries %v differ from its amounts %v", s.SetlID, t.ID, got, want))
+	}
+	return out
+}
+
+// identities are the problems of s's own arithmetic: the funds add up to
+// fund_pay_sumamt, and funds, account and cash to medfee_sumamt.
+func identities(s *Settlement) []string {
+	var out []string
+	i := &s.Info
+	if i.FundPaySumamt != i.HifpPay+i.HifmiPay+i.HifobPay+i.MafPay {
+		out = append(out, fmt.Sprintf("settlement %s: fund_pay_sumamt %s is not the sum of its funds", s.SetlID, i.FundPaySumamt))
+	}
+	if i.MedfeeSumamt != i.FundPaySumamt+i.AcctPay+i.PsnCashPay {
+		out = append(out, fmt.Sprintf("settlement %s: medfee_sumamt %s != fund %s + account %s + cash %s",
+			s.SetlID, i.MedfeeSumamt, i.FundPaySumamt, i.AcctPay, i.PsnCashPay))
 	}
 	return out
 }
